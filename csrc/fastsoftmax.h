@@ -1,0 +1,114 @@
+/*
+ * fastsoftmax C core: softmax, log_softmax and logsumexp over contiguous float32/float64 data.
+ *
+ * Layout. Every call is described by (outer, n, inner): the data is outer blocks of n rows of
+ * inner contiguous elements, and the reduction runs over n (stride inner). inner == 1 is the
+ * contiguous-row case; inner > 1 is a non-last reduced axis (NCHW logits over C), vectorised
+ * across inner. softmax/log_softmax write outer*n*inner outputs; logsumexp writes outer*inner.
+ *
+ * The math (per row x of length n, m = max x):
+ *   softmax_i     = exp(x_i - m) / s,            s  = sum_j exp(x_j - m)
+ *   log_softmax_i = (x_i - m) - log1p(s'),       s' = sum_{x_j < m} exp(x_j - m) + (k - 1)
+ *   logsumexp     = m + log1p(s'),               k  = number of j with x_j == m
+ * Taking the k maxima out of the sum keeps log1p(s') accurate when one logit dominates
+ * (log(s) with s = 1 + 1e-17 would lose every digit of the answer).
+ *
+ * Numerical stability and accuracy (the argument behind "<= 2 ulp"; kernels/template.h has the steps):
+ *   1. x - m is formed without error: float32 inputs are widened to double (the difference of two
+ *      floats is exact in double whenever exp(x - m) is not negligible); float64 inputs carry the
+ *      rounding error of x - m, recovered by TwoSum, into the reduced argument of exp.
+ *   2. exp: float32 data uses a double-precision exp (degree-6 polynomial, relative error 2^-28.5,
+ *      i.e. 0.09 float32 ulp), rounded once to float32. float64 data uses Cody-Waite reduction with
+ *      a double-double argument and exp(r) = (1 + r) + (r_lo + r^2 q(r)), q of degree 9, with the
+ *      1 + r step error-free (Fast2Sum): ~0.56 ulp before the final rounding.
+ *   3. Sums: float32 exps are summed in double; float64 exps with TwoSum compensation. The row is
+ *      summed in fixed blocks whose partials are merged in order, so results do not depend on the
+ *      number of threads.
+ *   4. Normalisation: y = e * (c_hi + c_lo) with c = 1/s split in two and applied with one FMA, so
+ *      the product is rounded once. A stored exp carries at most 0.5 ulp(e) + exp error, which is at
+ *      most twice that in ulp(y), plus 0.5 ulp for the final rounding: <= 1.5 ulp (float32) and
+ *      <= 1.7 ulp (float64) worst case.
+ *   5. log_softmax and logsumexp are formed in double (float32) or with TwoSum (float64) from the
+ *      exact x - m and log1p(s'): ~0.5 ulp (float32), ~1 ulp (float64).
+ * Special rows follow scipy.special: a NaN anywhere gives NaN; softmax of a row whose max is +inf
+ * or -inf (all -inf) is NaN; log_softmax shifts by 0 when the max is not finite; logsumexp gives
+ * +inf / -inf. Subnormal outputs are produced (never flushed); the caller's FTZ/DAZ state is not touched.
+ */
+#ifndef FASTSOFTMAX_H
+#define FASTSOFTMAX_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2 } fsm_op;
+typedef enum { FSM_F32 = 0, FSM_F64 = 1 } fsm_dtype;
+
+/* Partial sums of one block of a row. sum_lo is the TwoSum compensation (float64 only);
+   n_max counts elements equal to the row max when they are excluded from sum. */
+typedef struct { double sum, sum_lo, n_max; } fsm_acc;
+
+/*
+ * The kernels of one ISA. Row kernels take n contiguous elements; column kernels take n rows of
+ * `cols` contiguous elements, rows `ld` elements apart, with per-column state in the arrays.
+ * "exclmax" kernels leave elements equal to m out of sum and count them in n_max instead.
+ */
+typedef struct {
+    const char *name;        /* "portable", "avx2", "avx512" */
+    const char *algorithm;   /* what the kernels compute, for show_config() */
+    int lanes_f32, lanes_f64;  /* lanes per vector: column kernels take multiples of these */
+    float  (*max_f32)(const float *x, int64_t n);
+    double (*max_f64)(const double *x, int64_t n);
+    void (*expsum_store_f32)(const float *x, float *y, int64_t n, float m, fsm_acc *acc);
+    void (*expsum_store_f64)(const double *x, double *y, int64_t n, double m, fsm_acc *acc);
+    void (*expsum_exclmax_f32)(const float *x, int64_t n, float m, fsm_acc *acc);
+    void (*expsum_exclmax_f64)(const double *x, int64_t n, double m, fsm_acc *acc);
+    void (*scale_f32)(float *y, int64_t n, double c_hi, double c_lo);
+    void (*scale_f64)(double *y, int64_t n, double c_hi, double c_lo);
+    void (*logshift_f32)(const float *x, float *y, int64_t n, float m, double l_hi, double l_lo);
+    void (*logshift_f64)(const double *x, double *y, int64_t n, double m, double l_hi, double l_lo);
+    void (*col_max_f32)(const float *x, int64_t n, int64_t ld, int64_t cols, float *m);
+    void (*col_max_f64)(const double *x, int64_t n, int64_t ld, int64_t cols, double *m);
+    void (*col_expsum_store_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
+                                 const float *m, double *sum, double *sum_lo);
+    void (*col_expsum_store_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
+                                 const double *m, double *sum, double *sum_lo);
+    void (*col_expsum_exclmax_f32)(const float *x, int64_t n, int64_t ld, int64_t cols,
+                                   const float *m, double *sum, double *sum_lo, double *n_max);
+    void (*col_expsum_exclmax_f64)(const double *x, int64_t n, int64_t ld, int64_t cols,
+                                   const double *m, double *sum, double *sum_lo, double *n_max);
+    void (*col_scale_f32)(float *y, int64_t n, int64_t ld, int64_t cols, const double *c_hi, const double *c_lo);
+    void (*col_scale_f64)(double *y, int64_t n, int64_t ld, int64_t cols, const double *c_hi, const double *c_lo);
+    void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
+                             const float *m, const double *l_hi, const double *l_lo);
+    void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
+                             const double *m, const double *l_hi, const double *l_lo);
+} fsm_kernels;
+
+/* The kernel sets, one per line of kernels.inc. Sets the build cannot compile are NULL. */
+#define FSM_ISA(id, cpu_check) extern const fsm_kernels *const fsm_kernels_##id;
+#include "kernels.inc"
+#undef FSM_ISA
+
+/* Dispatch (cpu.c): detect the CPU once; choose the best set, or force one by name. */
+int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */
+int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */
+const fsm_kernels *fsm_active(void);
+
+/* Threads (rows.c, the one place that talks to OpenMP). */
+int fsm_openmp_enabled(void);
+int fsm_default_threads(void);                    /* what threads=None resolves to now */
+
+/*
+ * Compute op over (outer, n, inner) as described above, with at most `threads` threads
+ * (threads <= 0: the default). Runs without the GIL. Returns 0, or -1 if scratch memory ran out.
+ */
+int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
+                int64_t outer, int64_t n, int64_t inner, int threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/*
+ * AVX2 + FMA kernels: 4 doubles / 8 floats a vector. Enabled per function with a target
+ * attribute, so this file builds without -mavx2 and the extension still loads on any x86-64;
+ * cpu.c only selects it when CPUID and XGETBV say the CPU and OS support AVX2 and FMA.
+ */
+#include "fastsoftmax.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_TARGET __attribute__((target("avx2,fma")))
+#else
+#define FSM_TARGET
+#endif
+#define FSM_ISA avx2
+#define FSM_ISA_NAME "avx2"
+#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 dexp_rr1_p6 (4 doubles/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define VD_N 4
+#define VF_N 8
+typedef __m256d vd;
+typedef __m256 vf;
+typedef __m256d vd_nanflag;
+typedef __m256 vf_nanflag;
+
+FSM_TARGET static inline vd vd_set1(double a) { return _mm256_set1_pd(a); }
+FSM_TARGET static inline vd vd_load(const double *p) { return _mm256_loadu_pd(p); }
+FSM_TARGET static inline void vd_store(double *p, vd a) { _mm256_storeu_pd(p, a); }
+FSM_TARGET static inline vd vd_load_f32(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+FSM_TARGET static inline void vd_store_f32(float *p, vd a) { _mm_storeu_ps(p, _mm256_cvtpd_ps(a)); }
+FSM_TARGET static inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
+FSM_TARGET static inline vd vd_sub(vd a, vd b) { return _mm256_sub_pd(a, b); }
+FSM_TARGET static inline vd vd_mul(vd a, vd b) { return _mm256_mul_pd(a, b); }
+FSM_TARGET static inline vd vd_fma(vd a, vd b, vd c) { return _mm256_fmadd_pd(a, b, c); }
+FSM_TARGET static inline vd vd_max(vd a, vd b) { return _mm256_max_pd(a, b); }
+/* maxpd returns its second operand when either is NaN: a NaN d passes through. */
+FSM_TARGET static inline vd vd_clamp_lo(vd lo, vd d) { return _mm256_max_pd(lo, d); }
+FSM_TARGET static inline vd vd_keep_if_gt(vd v, vd d, vd lo) { return _mm256_and_pd(_mm256_cmp_pd(d, lo, _CMP_GT_OQ), v); }
+FSM_TARGET static inline vd vd_keep_if_ne0(vd v, vd d)
+{
+    return _mm256_andnot_pd(_mm256_cmp_pd(d, _mm256_setzero_pd(), _CMP_EQ_OQ), v);
+}
+FSM_TARGET static inline vd vd_one_if_eq0(vd d)
+{
+    return _mm256_and_pd(_mm256_cmp_pd(d, _mm256_setzero_pd(), _CMP_EQ_OQ), _mm256_set1_pd(1.0));
+}
+FSM_TARGET static inline vd_nanflag vd_nanflag_init(void) { return _mm256_setzero_pd(); }
+FSM_TARGET static inline vd_nanflag vd_nanflag_update(vd_nanflag f, vd a, vd b)
+{
+    return _mm256_or_pd(f, _mm256_cmp_pd(a, b, _CMP_UNORD_Q));
+}
+FSM_TARGET static inline int vd_nanflag_any(vd_nanflag f) { return _mm256_movemask_pd(f) != 0; }
+FSM_TARGET static inline double vd_hsum(vd a)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+FSM_TARGET static inline double vd_hmax(vd a)
+{
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+}
+FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)); }
+FSM_TARGET static inline vf vf_set1(float a) { return _mm256_set1_ps(a); }
+FSM_TARGET static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+FSM_TARGET static inline void vf_store(float *p, vf a) { _mm256_storeu_ps(p, a); }
+FSM_TARGET static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+FSM_TARGET static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+FSM_TARGET static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+FSM_TARGET static inline vf_nanflag vf_nanflag_init(void) { return _mm256_setzero_ps(); }
+FSM_TARGET static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b)
+{
+    return _mm256_or_ps(f, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+}
+FSM_TARGET static inline int vf_nanflag_any(vf_nanflag f) { return _mm256_movemask_ps(f) != 0; }
+FSM_TARGET static inline float vf_hmax(vf a)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+#include "kernels/template.h"
+
+const fsm_kernels *const fsm_kernels_avx2 = &kernel_set_avx2;
+#else
+const fsm_kernels *const fsm_kernels_avx2 = 0;
+#endif

@@ -1,0 +1,78 @@
+/*
+ * AVX-512F kernels: 8 doubles / 16 floats a vector, comparisons into mask registers. Enabled per
+ * function with a target attribute; cpu.c selects it only when CPUID and XCR0 (opmask, ZMM state)
+ * allow. Not built on macOS (Apple's toolchain targets and OS support vary; AVX2 is used there).
+ */
+#include "fastsoftmax.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(__APPLE__) && \
+    (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_TARGET __attribute__((target("avx512f,avx2,fma")))
+#else
+#define FSM_TARGET
+#endif
+#define FSM_ISA avx512
+#define FSM_ISA_NAME "avx512"
+#define FSM_ISA_ALGORITHM "AVX-512F: f32 dexp_rr1_p6 (8 doubles/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define VD_N 8
+#define VF_N 16
+typedef __m512d vd;
+typedef __m512 vf;
+typedef __mmask8 vd_nanflag;
+typedef __mmask16 vf_nanflag;
+
+FSM_TARGET static inline vd vd_set1(double a) { return _mm512_set1_pd(a); }
+FSM_TARGET static inline vd vd_load(const double *p) { return _mm512_loadu_pd(p); }
+FSM_TARGET static inline void vd_store(double *p, vd a) { _mm512_storeu_pd(p, a); }
+FSM_TARGET static inline vd vd_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+FSM_TARGET static inline void vd_store_f32(float *p, vd a) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(a)); }
+FSM_TARGET static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
+FSM_TARGET static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
+FSM_TARGET static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+FSM_TARGET static inline vd vd_fma(vd a, vd b, vd c) { return _mm512_fmadd_pd(a, b, c); }
+FSM_TARGET static inline vd vd_max(vd a, vd b) { return _mm512_max_pd(a, b); }
+FSM_TARGET static inline vd vd_clamp_lo(vd lo, vd d) { return _mm512_max_pd(lo, d); }
+FSM_TARGET static inline vd vd_keep_if_gt(vd v, vd d, vd lo) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, lo, _CMP_GT_OQ), v); }
+FSM_TARGET static inline vd vd_keep_if_ne0(vd v, vd d)
+{
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_UQ), v);
+}
+FSM_TARGET static inline vd vd_one_if_eq0(vd d)
+{
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_EQ_OQ), _mm512_set1_pd(1.0));
+}
+FSM_TARGET static inline vd_nanflag vd_nanflag_init(void) { return 0; }
+FSM_TARGET static inline vd_nanflag vd_nanflag_update(vd_nanflag f, vd a, vd b)
+{
+    return (vd_nanflag)(f | _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q));
+}
+FSM_TARGET static inline int vd_nanflag_any(vd_nanflag f) { return f != 0; }
+FSM_TARGET static inline double vd_hsum(vd a) { return _mm512_reduce_add_pd(a); }
+FSM_TARGET static inline double vd_hmax(vd a) { return _mm512_reduce_max_pd(a); }
+FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52)); }
+FSM_TARGET static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
+FSM_TARGET static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+FSM_TARGET static inline void vf_store(float *p, vf a) { _mm512_storeu_ps(p, a); }
+FSM_TARGET static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+FSM_TARGET static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+FSM_TARGET static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+FSM_TARGET static inline vf_nanflag vf_nanflag_init(void) { return 0; }
+FSM_TARGET static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b)
+{
+    return (vf_nanflag)(f | _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q));
+}
+FSM_TARGET static inline int vf_nanflag_any(vf_nanflag f) { return f != 0; }
+FSM_TARGET static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+
+#include "kernels/template.h"
+
+const fsm_kernels *const fsm_kernels_avx512 = &kernel_set_avx512;
+#else
+const fsm_kernels *const fsm_kernels_avx512 = 0;
+#endif

@@ -1,0 +1,62 @@
+/*
+ * Portable kernels: one lane, plain C. Used where no SIMD set applies (aarch64, x86-64 without
+ * AVX2+FMA, anything else) and as the reference the SIMD sets are tested against. The compiler
+ * vectorises what it can; fma() is the C99 function (a single instruction on aarch64).
+ */
+#include <math.h>
+#include <stdint.h>
+#include "fastsoftmax.h"
+#include <string.h>
+
+#define FSM_TARGET
+#define FSM_ISA portable
+#define FSM_ISA_NAME "portable"
+#define FSM_ISA_ALGORITHM "scalar C: f32 dexp_rr1_p6, f64 2sum_rr2_p11"
+#define VD_N 1
+#define VF_N 1
+typedef double vd;
+typedef float vf;
+typedef int vd_nanflag;
+typedef int vf_nanflag;
+
+static inline vd vd_set1(double a) { return a; }
+static inline vd vd_load(const double *p) { return *p; }
+static inline void vd_store(double *p, vd a) { *p = a; }
+static inline vd vd_load_f32(const float *p) { return (double)*p; }
+static inline void vd_store_f32(float *p, vd a) { *p = (float)a; }
+static inline vd vd_add(vd a, vd b) { return a + b; }
+static inline vd vd_sub(vd a, vd b) { return a - b; }
+static inline vd vd_mul(vd a, vd b) { return a * b; }
+static inline vd vd_fma(vd a, vd b, vd c) { return fma(a, b, c); }
+static inline vd vd_max(vd a, vd b) { return b > a ? b : a; }
+static inline vd vd_clamp_lo(vd lo, vd d) { return d < lo ? lo : d; }
+static inline vd vd_keep_if_gt(vd v, vd d, vd lo) { return d > lo ? v : 0.0; }
+static inline vd vd_keep_if_ne0(vd v, vd d) { return d != 0.0 ? v : 0.0; }
+static inline vd vd_one_if_eq0(vd d) { return d == 0.0 ? 1.0 : 0.0; }
+static inline vd_nanflag vd_nanflag_init(void) { return 0; }
+static inline vd_nanflag vd_nanflag_update(vd_nanflag f, vd a, vd b) { return f | (a != a) | (b != b); }
+static inline int vd_nanflag_any(vd_nanflag f) { return f; }
+static inline double vd_hsum(vd a) { return a; }
+static inline double vd_hmax(vd a) { return a; }
+static inline vd vd_pow2_bits(vd t)
+{
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    u <<= 52;
+    memcpy(&t, &u, sizeof t);
+    return t;
+}
+static inline vf vf_set1(float a) { return a; }
+static inline vf vf_load(const float *p) { return *p; }
+static inline void vf_store(float *p, vf a) { *p = a; }
+static inline vf vf_mul(vf a, vf b) { return a * b; }
+static inline vf vf_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return b > a ? b : a; }
+static inline vf_nanflag vf_nanflag_init(void) { return 0; }
+static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b) { return f | (a != a) | (b != b); }
+static inline int vf_nanflag_any(vf_nanflag f) { return f; }
+static inline float vf_hmax(vf a) { return a; }
+
+#include "kernels/template.h"
+
+const fsm_kernels *const fsm_kernels_portable = &kernel_set_portable;

@@ -1,0 +1,84 @@
+"""Build the fastsoftmax extension: Cython wrapper + C core, OpenMP when the compiler has it.
+
+ISA-specific code (AVX2, AVX-512) is enabled per function with target attributes inside
+csrc/kernels/*.c, so no ISA flag is passed here and the extension runs on any x86-64 CPU.
+FASTSOFTMAX_NATIVE=1 opts in to -march=native for a local build.
+FASTSOFTMAX_NO_OPENMP=1 builds without OpenMP. FASTSOFTMAX_SANITIZE=1 adds ASan/UBSan.
+"""
+import os
+import shutil
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+SOURCES = [
+    "src/fastsoftmax/_core.pyx",
+    "csrc/rows.c",
+    "csrc/cpu.c",
+    "csrc/kernels/portable.c",
+    "csrc/kernels/avx2.c",
+    "csrc/kernels/avx512.c",
+]
+
+
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def _openmp_flags(compiler):
+    """Return (compile, link) flags for OpenMP, or ([], []) when the compiler cannot build and link it."""
+    if _flag("FASTSOFTMAX_NO_OPENMP"):
+        return [], []
+    if compiler.compiler_type == "msvc":
+        return ["/openmp"], []
+    flags = ["-fopenmp"]
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n")
+        objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+        compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
+        return flags, flags
+    except Exception:  # no OpenMP: build single-threaded, show_config() says so
+        return [], []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp_compile, omp_link = _openmp_flags(self.compiler)
+        msvc = self.compiler.compiler_type == "msvc"
+        if msvc:
+            base = ["/O2", "/fp:precise"]
+        else:
+            base = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing", "-Wno-unused-function"]
+            if _flag("FASTSOFTMAX_NATIVE"):
+                base.append("-march=native")
+        san = []
+        if _flag("FASTSOFTMAX_SANITIZE") and not msvc:
+            san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+            base = [f for f in base if f != "-O3"] + ["-O1", "-g"]
+        for ext in self.extensions:
+            ext.extra_compile_args = base + omp_compile + san
+            ext.extra_link_args = omp_link + san
+            if omp_compile:
+                ext.define_macros.append(("FSM_WITH_OPENMP", "1"))
+        super().build_extensions()
+
+
+ext = Extension(
+    "fastsoftmax._core",
+    sources=SOURCES,
+    include_dirs=["csrc", numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(
+    ext_modules=cythonize([ext], language_level=3, compiler_directives={"embedsignature": True}),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,147 @@
+"""NumPy implementations of softmax, log_softmax and logsumexp: the executable specification.
+
+Same signatures and semantics as the public functions (and as scipy.special 1.17, with the
+deviations listed in the README: integer inputs are converted to float64 before any arithmetic,
+and no floating-point RuntimeWarning is emitted). The fast path is tested against these.
+"""
+import numpy as np
+
+from ._checks import check_out, check_threads
+
+
+def _as_input(x, name):
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} does not accept boolean arrays (as scipy.special); convert to a float dtype first")
+    if kind in "iu":
+        return x.astype(np.float64)
+    if kind not in "fc":
+        raise TypeError(f"{name} expects a real or complex numeric array, got dtype {x.dtype}")
+    return x
+
+
+def softmax(x, axis=None, *, out=None, threads=None):
+    """softmax(x) = exp(x - max) / sum(exp(x - max)) along ``axis``; see fastsoftmax.softmax."""
+    check_threads(threads)
+    x = _as_input(x, "softmax")
+    if out is not None:
+        check_out(out, x.shape, x.dtype, x)
+    with np.errstate(all="ignore"):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        s = np.sum(e, axis=axis, keepdims=True)
+        if out is None:
+            return e / s
+        return np.divide(e, s, out=out)
+
+
+def log_softmax(x, axis=None, *, out=None, threads=None):
+    """log_softmax(x) = x - max - log(sum(exp(x - max))) along ``axis``; see fastsoftmax.log_softmax."""
+    check_threads(threads)
+    x = _as_input(x, "log_softmax")
+    if out is not None:
+        check_out(out, x.shape, x.dtype, x)
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))  # scipy: a non-finite max shifts by 0
+        shifted = x - m
+        log_s = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        if out is None:
+            return shifted - log_s
+        return np.subtract(shifted, log_s, out=out)
+
+
+def _lse_dtype(a, b):
+    dt = np.result_type(a, b) if b is not None else a.dtype
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    if dt.kind not in "fc":
+        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {dt}")
+    return dt
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, threads=None):
+    """log(sum(b * exp(a))) along ``axis``, without overflow; see fastsoftmax.logsumexp."""
+    check_threads(threads)
+    a = np.asarray(a)
+    if b is not None:
+        b = np.asarray(b)
+    dt = _lse_dtype(a, b)
+    a = a.astype(dt, copy=False)
+    if b is not None:
+        b = b.astype(dt, copy=False)
+        a, b = np.broadcast_arrays(a, b)
+    a = np.atleast_1d(a)
+    b = np.atleast_1d(b) if b is not None else None
+    axes = tuple(range(a.ndim)) if axis is None else axis
+    with np.errstate(all="ignore"):
+        if a.size == 0:
+            shape = np.array(a.shape)
+            shape[np.array(axes, dtype=np.intp)] = 1
+            out = np.full(tuple(shape), -np.inf, dtype=dt)
+            sgn = np.sign(out)
+        else:
+            out, sgn = _lse_careful(a, b, axes, return_sign)
+            # Where the careful form is not finite, the direct form gives the IEEE answer (inf, -inf, nan).
+            direct = np.sum(np.exp(a) if b is None else b * np.exp(a), axis=axes, keepdims=True)
+            finite = np.isfinite(out)
+            if return_sign:
+                sgn = np.where(finite, sgn, np.sign(direct))
+                direct = np.abs(direct)
+            out = np.where(finite, out, np.log(direct))
+        if dt.kind == "c":
+            if return_sign:
+                sgn = sgn.real + _wrap_angle(sgn.imag) * 1j
+            else:
+                out = out.real + _wrap_angle(out.imag) * 1j
+    if not keepdims:
+        out = np.squeeze(out, axis=axes)
+        sgn = np.squeeze(sgn, axis=axes) if return_sign else sgn
+    out = out[()] if out.ndim == 0 else out
+    if return_sign:
+        sgn = sgn[()] if sgn.ndim == 0 else sgn
+        return out, sgn
+    return out
+
+
+def _wrap_angle(t):
+    """Map an angle to (-pi, pi], keeping small angles untouched (full relative precision)."""
+    return np.where(np.abs(t) < np.pi, t, -((np.pi - t) % (2 * np.pi) - np.pi))
+
+
+def _lse_careful(a, b, axes, return_sign):
+    """log(sum(b*exp(a))) as log1p(rest/k) + log(k) + max, with the maxima taken out of the sum.
+
+    k is the (weighted) count of the elements equal to the maximum, so the result keeps full
+    relative precision when one element dominates.
+    """
+    if b is not None:
+        a = np.where(b == 0, -np.inf, a)  # a zero weight removes its element, even if inf or nan
+    if a.dtype.kind == "c":
+        real = a.real
+        is_max = real == np.max(real, axis=axes, keepdims=True)
+        # Pick one element among those with the largest real part: the last one in C order.
+        idx = np.where(is_max, np.arange(a.size).reshape(a.shape), -1)
+        is_max = idx == np.max(idx, axis=axes, keepdims=True)
+        a_max = np.sum(np.where(is_max, a, 0), axis=axes, keepdims=True, dtype=a.dtype)
+    else:
+        a_max = np.max(a, axis=axes, keepdims=True)
+        is_max = a == a_max
+    weight = is_max.astype(a.dtype) if b is None else b * is_max
+    k = np.sum(weight, axis=axes, keepdims=True, dtype=a.dtype)
+    rest = np.where(is_max, -np.inf, a)
+    terms = np.exp(rest - a_max) if b is None else b * np.exp(rest - a_max)
+    s = np.sum(terms, axis=axes, keepdims=True, dtype=terms.dtype)
+    s = np.where(s == 0, s, s / k)
+    sgn = np.sign(s + 1) * np.sign(k)
+    if s.dtype.kind == "f":
+        s = np.where(s < -1, -s - 2, s)
+        k = np.abs(k)
+    else:
+        sgn = sgn * np.exp(a_max.imag * 1j)
+    out = np.log1p(s) + np.log(k) + a_max
+    if return_sign:
+        out = out.real
+    elif out.dtype.kind == "f":
+        out = np.where(sgn < 0, np.nan, out)
+    return out, sgn
