@@ -9,6 +9,7 @@
  * the parent used a team, every call runs on one thread: libgomp's pool does not survive fork()
  * (GCC bug 60035) and a team started there can hang.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include "fastsoftmax.h"
@@ -78,6 +79,23 @@ static int effective_threads(int requested, int64_t work, int64_t tasks)
 #else
     (void)requested; (void)work; (void)tasks;
     return 1;
+#endif
+}
+
+/*
+ * log1p(s_hi + s_lo) as hi + lo, once per row. Where long double is the x87 80-bit format the log
+ * is taken there (64-bit significand): libm's double log1p can be ~1 ulp off, which alone would
+ * use half of the float64 error budget of log_softmax and logsumexp. Elsewhere: double log1p.
+ */
+static void log1p_dd(double s_hi, double s_lo, double *hi, double *lo)
+{
+#if LDBL_MANT_DIG == 64
+    long double l = log1pl((long double)s_hi + (long double)s_lo);
+    *hi = (double)l;
+    *lo = (double)(l - (long double)*hi);
+#else
+    *hi = log1p(s_hi);
+    *lo = s_lo / (1.0 + s_hi);
 #endif
 }
 

@@ -27,8 +27,7 @@ static void KF(finish_sums)(fsm_op op, T m, const fsm_acc *tot, double *hi, doub
     double a = tot->sum + k1, bp = a - tot->sum;
     double a_lo = (tot->sum - (a - bp)) + (k1 - bp) + tot->sum_lo;
     double s_hi = a + a_lo, s_lo = a_lo - (s_hi - a);
-    *hi = log1p(s_hi);
-    *lo = s_lo / (1.0 + s_hi);
+    log1p_dd(s_hi, s_lo, hi, lo);
 }
 
 static T KF(lse_value)(T m, double l_hi, double l_lo)

@@ -130,6 +130,47 @@ cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):
     return True
 
 
+cdef void _extent(cnp.ndarray a, char **lo, char **hi):
+    """The byte range [lo, hi) that a's elements occupy."""
+    cdef int k
+    cdef char *p = <char *>cnp.PyArray_DATA(a)
+    lo[0] = p
+    hi[0] = p + cnp.PyArray_ITEMSIZE(a)
+    for k in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_STRIDES(a)[k] < 0:
+            lo[0] += cnp.PyArray_STRIDES(a)[k] * (cnp.PyArray_DIMS(a)[k] - 1)
+        else:
+            hi[0] += cnp.PyArray_STRIDES(a)[k] * (cnp.PyArray_DIMS(a)[k] - 1)
+
+
+cdef bint _out_ok_fast(cnp.ndarray a, object out):
+    """True when out is certainly valid for the kernel: same shape, dtype and layout as a, writeable,
+    and either a itself or disjoint from it. Anything else goes to the full check (clear errors)."""
+    cdef cnp.ndarray o
+    cdef int k
+    cdef char *alo
+    cdef char *ahi
+    cdef char *olo
+    cdef char *ohi
+    if not cnp.PyArray_CheckExact(out):
+        return False
+    o = out
+    if cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(a) or cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(a):
+        return False
+    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISNOTSWAPPED(o):
+        return False
+    for k in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIMS(o)[k] != cnp.PyArray_DIMS(a)[k]:
+            return False
+    if not _same_layout(a, o):
+        return False
+    if cnp.PyArray_DATA(o) == cnp.PyArray_DATA(a):
+        return True
+    _extent(a, &alo, &ahi)
+    _extent(o, &olo, &ohi)
+    return ohi <= alo or ahi <= olo
+
+
 cdef object _kernel_input(object x, bint allow_bool):
     """x as an ndarray the kernel takes (float32/float64, native order), or None for the fallback."""
     cdef cnp.ndarray a = x if cnp.PyArray_CheckExact(x) else np.asarray(x)
@@ -160,6 +201,8 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
         return fallback(a, axis, out=out, threads=threads)
     if out is None:
         y = PyArray_NewLikeArray(a, cnp.NPY_KEEPORDER, NULL, 0)
+    elif _out_ok_fast(a, out):
+        y = out
     else:
         check_out(out, (<object>a).shape, a.dtype, a)
         if not _same_layout(a, out):
@@ -174,6 +217,19 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
     if rc != 0:
         raise MemoryError("fastsoftmax: out of memory for per-block scratch")
     return y
+
+
+def _kernel_layout(x, axis=None, bint allow_bool=False):
+    """(outer, n, inner) if softmax(x, axis) runs in the C kernel, else None (the NumPy fallback)."""
+    cdef bint reduced[MAX_DIMS]
+    cdef int64_t outer, n, inner
+    ak = _kernel_input(x, allow_bool)
+    if ak is None or np.ndim(ak) == 0 or np.ndim(ak) > MAX_DIMS or np.size(ak) == 0:
+        return None
+    _axes_mask(axis, np.ndim(ak), reduced)
+    if not _layout(ak, reduced, &outer, &n, &inner):
+        return None
+    return (outer, n, inner)
 
 
 def softmax(x, axis=None, *, out=None, threads=None):

@@ -57,7 +57,7 @@ def _lse_dtype(a, b):
         return np.dtype(np.float64)
     if dt.kind not in "fc":
         raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {dt}")
-    return dt
+    return dt.newbyteorder("=")
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, threads=None):
@@ -115,6 +115,7 @@ def _lse_careful(a, b, axes, return_sign):
     k is the (weighted) count of the elements equal to the maximum, so the result keeps full
     relative precision when one element dominates.
     """
+    a = np.ascontiguousarray(a)  # scipy sums a C-ordered copy: same order, same bits
     if b is not None:
         a = np.where(b == 0, -np.inf, a)  # a zero weight removes its element, even if inf or nan
     if a.dtype.kind == "c":

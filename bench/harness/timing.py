@@ -1,0 +1,84 @@
+"""Interleaved, repeated timing of several callables on the same data.
+
+One *sample* of a candidate is ``k`` back-to-back calls timed together (``k`` chosen so a sample
+lasts about ``sample_s``), preceded by one untimed call so that the candidate's data is in cache
+and its thread pool awake, as it would be in a loop of calls. Candidates take turns sample by
+sample, in an order that rotates each round, so machine noise (other processes on a shared
+host, frequency changes) spreads over all of them instead of hitting one. The statistic is the
+median sample; the inter-quartile range is kept as the noise estimate.
+"""
+import gc
+import math
+import statistics
+import time
+
+_clock = time.perf_counter
+
+
+def _one(fn):
+    t0 = _clock()
+    fn()
+    return _clock() - t0
+
+
+def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None):
+    """Time each callable in ``fns`` (name -> callable, already warmed up once).
+
+    ``first_times`` (name -> seconds of the warm-up call) lets slow callables skip the
+    calibration call. Returns name -> dict(median, q1, q3, min, samples, k).
+    """
+    first_times = first_times or {}
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        ks, single = {}, {}
+        for name, fn in fns.items():
+            t = first_times.get(name)
+            if t is None or t < 0.05:
+                # calibrate: run until ~sample_s/4 has passed, doubling the count
+                n, t_tot = 1, _one(fn)
+                while t_tot < sample_s / 4 and n < 1 << 20:
+                    t0 = _clock()
+                    for _ in range(n):
+                        fn()
+                    t_tot = _clock() - t0
+                    t = t_tot / n
+                    n *= 2
+                t = min(t, t_tot) if n == 1 else t
+            single[name] = t
+            ks[name] = max(1, int(round(sample_s / max(t, 1e-9))))
+        round_cost = sum(single[n] * ks[n] for n in fns)
+        rounds = max(min_repeats, min(repeats, int(budget_s / max(round_cost, 1e-9))))
+        names = list(fns)
+        samples = {n: [] for n in names}
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                fn, k = fns[name], ks[name]
+                if single[name] < 0.02:
+                    fn()  # untimed: caches and thread pool as in a loop of calls
+                t0 = _clock()
+                for _ in range(k):
+                    fn()
+                samples[name].append((_clock() - t0) / k)
+    finally:
+        if gc_was:
+            gc.enable()
+    out = {}
+    for name, s in samples.items():
+        q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
+        out[name] = {"median": statistics.median(s), "q1": q[0], "q3": q[2], "min": min(s),
+                     "samples": s, "k": ks[name]}
+    return out
+
+
+def fmt_time(seconds):
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"

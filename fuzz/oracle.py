@@ -1,0 +1,323 @@
+"""The test oracle shared by the fuzz target and tests/test_properties.py.
+
+``check_call(op, x, **kwargs)`` calls ``fastsoftmax.<op>`` and ``fastsoftmax._fallback.<op>`` (the
+executable specification) with the same arguments and asserts the documented contract:
+
+* both raise, with the same exception class, or both return results of the same structure
+  (scalar or array, shape, dtype; a tuple for ``return_sign``);
+* where the C kernel runs (float32/float64 native-order data whose reduced axes form one contiguous
+  band, see ``kernel_route``), every value is within 2 ulp of the specification evaluated in wider
+  precision (float64 for float32 data, long double for float64 data) -- the documented accuracy;
+  logsumexp in ulp of max(|result|, |row max|); NaN and +-inf exactly where the specification has them;
+* everywhere else the result is the fallback's, value for value;
+* the input is not modified (unless it is ``out``), an ``out`` that is accepted is returned, and a
+  call that raises leaves ``out`` untouched.
+
+The reference for rows whose maximum is finite is the fallback's formula with log1p for the
+log-sum (``(x - m) - log1p(sum_{x<m} exp(x - m) + k - 1)``), so that the dominant class of
+log_softmax is judged against its true value rather than against log(1 + tiny) == 0. Rows with a
+NaN or an infinite maximum take the fallback itself, evaluated in the wider dtype.
+
+Any violation raises ``OracleError`` (an AssertionError) with a message that names the input.
+"""
+import numpy as np
+
+import fastsoftmax
+from fastsoftmax import _fallback
+
+OPS = ("softmax", "log_softmax", "logsumexp")
+
+#: Exceptions the public functions document for invalid arguments (docs/errors.md).
+DOCUMENTED_ERRORS = (TypeError, ValueError)
+
+ULP_TOL = 2.0
+# Where long double is no wider than double there is no better reference for float64 data.
+_LD_WIDE = np.finfo(np.longdouble).nmant >= 60
+F64_TOL = ULP_TOL if _LD_WIDE else ULP_TOL + 1.0
+
+
+class OracleError(AssertionError):
+    pass
+
+
+def _fail(msg, op, x, kwargs):
+    raise OracleError(f"{msg}\n  op={op} {describe(x)} kwargs={_short(kwargs)}")
+
+
+def describe(x):
+    """A one-line description of an input: type, dtype, shape, strides, flags, a few values."""
+    if not isinstance(x, np.ndarray):
+        return f"x={_short(x)}"
+    flags = "".join(c for c, f in (("C", x.flags.c_contiguous), ("F", x.flags.f_contiguous),
+                                   ("W", x.flags.writeable), ("A", x.flags.aligned)) if f)
+    with np.printoptions(precision=17, threshold=20, edgeitems=4):
+        vals = repr(x.ravel()[:8]) if x.size else "[]"
+    return f"x: dtype={x.dtype.str} shape={x.shape} strides={x.strides} flags={flags} values={vals}"
+
+
+def _short(obj, n=300):
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{k}={_short(v, 80)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, np.ndarray):
+        s = f"ndarray(dtype={obj.dtype.str}, shape={obj.shape}, strides={obj.strides})"
+    else:
+        s = repr(obj)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Which calls reach the C kernel (an independent restatement of the README's routing rule)
+
+
+def normalize_axes(axis, ndim):
+    """Sorted non-negative reduced axes, or None when ``axis`` is not a valid axis spec."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in items:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            return None
+        a = int(a)
+        if not -ndim <= a < ndim:
+            return None
+        out.append(a % ndim if ndim else a)
+    if len(set(out)) != len(out):
+        return None
+    return tuple(sorted(out))
+
+
+def kernel_input(op, x):
+    """The array the kernel would see (integers, and booleans for logsumexp, become float64), or None."""
+    try:
+        a = np.asarray(x)
+    except Exception:
+        return None
+    if a.dtype.kind in "iu" or (op == "logsumexp" and a.dtype.kind == "b"):
+        a = a.astype(np.float64)
+    if a.dtype.type not in (np.float32, np.float64) or not a.dtype.isnative:
+        return None
+    return a
+
+
+def kernel_route(op, x, axis=None, b=None):
+    """True when fastsoftmax runs the C kernel for this call (see module docstring)."""
+    if op == "logsumexp" and b is not None:
+        return False
+    a = kernel_input(op, x)
+    if a is None or a.ndim == 0 or a.size == 0 or a.ndim > 64:
+        return False
+    axes = normalize_axes(axis, a.ndim)
+    if axes is None:
+        return False
+    dims = [(a.strides[k], a.shape[k], k in axes) for k in range(a.ndim) if a.shape[k] != 1]
+    dims.sort(key=lambda d: -d[0])                       # memory order, outermost first
+    expected = a.itemsize
+    for stride, size, _ in reversed(dims):               # one dense block, no gaps, no reversal
+        if stride != expected:
+            return False
+        expected *= size
+    pattern = [red for _, _, red in dims]                # reduced axes must be one band
+    k = 0
+    while k < len(pattern) and not pattern[k]:
+        k += 1
+    while k < len(pattern) and pattern[k]:
+        k += 1
+    while k < len(pattern) and not pattern[k]:
+        k += 1
+    return k == len(pattern)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference values in wider precision
+
+
+def wide_dtype(dtype):
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float32 else np.dtype(np.longdouble)
+
+
+def reference(op, a, axes):
+    """(value, ulp-scale) of op over ``axes`` of float array ``a``, in the wider dtype, keepdims=True."""
+    w = wide_dtype(a.dtype)
+    xw = a.astype(w)
+    with np.errstate(all="ignore"):
+        m = np.max(xw, axis=axes, keepdims=True)
+        regular = np.isfinite(m)
+        mm = np.where(regular, m, np.zeros((), w))
+        d = xw - mm
+        e = np.exp(d)
+        if op == "softmax":
+            val = e / np.sum(e, axis=axes, keepdims=True)
+            special = _fallback.softmax(xw, axes)
+            scale = val
+        else:
+            is_max = xw == mm
+            k = np.sum(is_max, axis=axes, keepdims=True).astype(w)
+            s = np.sum(np.where(is_max, np.zeros((), w), e), axis=axes, keepdims=True) + (k - 1)
+            log_s = np.log1p(s)
+            if op == "log_softmax":
+                val = d - log_s
+                special = _fallback.log_softmax(xw, axes)
+                scale = val
+            else:
+                val = mm + log_s
+                special = _fallback.logsumexp(xw, axes, keepdims=True)
+                scale = np.maximum(np.abs(val), np.abs(mm))
+    regular = np.broadcast_to(regular, val.shape)
+    return np.where(regular, val, special), np.where(regular, scale, special), regular
+
+
+def ulp(v, dtype):
+    """The unit in the last place, in ``dtype``, of values ``v`` (given in the wider dtype)."""
+    fi = np.finfo(dtype)
+    w = wide_dtype(dtype)
+    v = np.abs(np.asarray(v, dtype=w))
+    _, e = np.frexp(np.where(np.isfinite(v), v, np.zeros((), w)))
+    e = np.maximum(e - 1, fi.minexp)          # floor(log2 |v|), subnormals share the smallest ulp
+    return np.ldexp(np.ones((), w), (e - fi.nmant).astype(np.int32))
+
+
+def ulp_errors(got, ref, scale, dtype):
+    """|got - ref| in ulp(scale); +inf where the special-value pattern (NaN, +-inf) differs."""
+    w = wide_dtype(dtype)
+    got = np.asarray(got)
+    gw = got.astype(w)
+    ref_r = np.asarray(ref).astype(dtype)          # the correctly rounded result
+    special = ~np.isfinite(ref_r) | ~np.isfinite(got)
+    same_special = (np.isnan(ref_r) & np.isnan(got)) | (ref_r == got)
+    with np.errstate(all="ignore"):
+        err = np.abs(gw - np.asarray(ref, dtype=w)) / ulp(scale, dtype)
+    return np.where(special, np.where(same_special, 0.0, np.inf), err)
+
+
+def tolerance(dtype):
+    return ULP_TOL if np.dtype(dtype) == np.float32 else F64_TOL
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling both implementations
+
+
+def _snapshot(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.copy(order="K")
+    return None
+
+
+def _restore(obj, snap):
+    if snap is not None and obj.flags.writeable:
+        np.copyto(obj, snap, casting="no")
+
+
+def _same_bits(a, b):
+    if a.dtype.hasobject:
+        return True
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _call(fn, x, kwargs):
+    try:
+        return fn(x, **kwargs), None
+    except Exception as e:  # noqa: BLE001 - compared below
+        return None, e
+
+
+def _parts(res, op, kwargs):
+    if op == "logsumexp" and kwargs.get("return_sign"):
+        if not (isinstance(res, tuple) and len(res) == 2):
+            return None
+        return list(res)
+    return [res]
+
+
+def _equal_values(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype.kind in "fc" and b.dtype.kind in "fc":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
+def check_call(op, x, **kwargs):
+    """Run fastsoftmax.<op>(x, **kwargs) and the fallback; assert the contract. Returns the result.
+
+    If the call raises (in both implementations, with the same exception class) the exception is
+    re-raised after the checks, so callers can assert on it.
+    """
+    fast = getattr(fastsoftmax, op)
+    spec = getattr(_fallback, op)
+    out = kwargs.get("out")
+    in_place = out is not None and out is x
+    axis = kwargs.get("axis")
+    route = kernel_route(op, x, axis, kwargs.get("b"))
+    x_snap = _snapshot(x)
+    out_snap = _snapshot(out) if isinstance(out, np.ndarray) and not in_place else None
+
+    # The specification first, then undo whatever it wrote (out, or x itself in place).
+    exp_res, exp_err = _call(spec, x, kwargs)
+    if exp_err is None:
+        exp_res = tuple(np.array(p, copy=True) for p in exp_res) if isinstance(exp_res, tuple) \
+            else np.array(exp_res, copy=True)
+    if isinstance(x, np.ndarray) and not _same_bits(x, x_snap):
+        _restore(x, x_snap)
+    if out_snap is not None and not _same_bits(out, out_snap):
+        _restore(out, out_snap)
+
+    got_res, got_err = _call(fast, x, kwargs)
+
+    # Raised?
+    if exp_err is not None or got_err is not None:
+        if exp_err is None:
+            _fail(f"fastsoftmax raised {type(got_err).__name__}: {got_err} but the specification returns", op, x, kwargs)
+        if got_err is None:
+            _fail(f"the specification raises {type(exp_err).__name__}: {exp_err} but fastsoftmax returns", op, x, kwargs)
+        if type(got_err) is not type(exp_err):
+            _fail(f"fastsoftmax raised {type(got_err).__name__}: {got_err}; the specification raises "
+                  f"{type(exp_err).__name__}: {exp_err}", op, x, kwargs)
+        if isinstance(x, np.ndarray) and not _same_bits(x, x_snap):
+            _fail("a call that raised modified the input", op, x, kwargs)
+        if out_snap is not None and not _same_bits(out, out_snap):
+            _fail("a call that raised wrote to out", op, x, kwargs)
+        raise got_err
+
+    # Input untouched (unless it is the output).
+    if isinstance(x, np.ndarray) and not in_place and not _same_bits(x, x_snap):
+        _fail("the input was modified", op, x, kwargs)
+    if out is not None and got_res is not out:
+        _fail("the result is not the out array", op, x, kwargs)
+
+    got_parts, exp_parts = _parts(got_res, op, kwargs), _parts(exp_res, op, kwargs)
+    if got_parts is None:
+        _fail(f"return_sign=True must return (result, sign), got {type(got_res).__name__}", op, x, kwargs)
+    for g, e in zip(got_parts, exp_parts):
+        if isinstance(g, np.ndarray) != isinstance(e, np.ndarray):
+            _fail(f"result type {type(g).__name__}, specification {type(e).__name__}", op, x, kwargs)
+        g_a, e_a = np.asarray(g), np.asarray(e)
+        if g_a.shape != e_a.shape or g_a.dtype != e_a.dtype:
+            _fail(f"result {g_a.dtype}{g_a.shape}, specification {e_a.dtype}{e_a.shape}", op, x, kwargs)
+
+    if not route:
+        for g, e in zip(got_parts, exp_parts):
+            if not _equal_values(g, e):
+                _fail(f"fallback-routed call differs from the specification:\n  got  {np.asarray(g)!r}\n"
+                      f"  spec {np.asarray(e)!r}", op, x, kwargs)
+        return got_res
+
+    # Kernel route: accuracy against the wide reference.
+    a = kernel_input(op, x_snap if x_snap is not None else x)
+    axes = normalize_axes(axis, a.ndim)
+    ref, scale, _ = reference(op, a, axes)
+    got = np.asarray(got_parts[0])
+    if op == "logsumexp" and not kwargs.get("keepdims"):
+        ref, scale = np.squeeze(ref, axis=axes), np.squeeze(scale, axis=axes)
+    ref, scale = np.broadcast_to(ref, got.shape), np.broadcast_to(scale, got.shape)
+    err = ulp_errors(got, ref, scale, a.dtype)
+    tol = tolerance(a.dtype)
+    if err.size and not np.all(err <= tol):
+        i = np.unravel_index(np.argmax(err), err.shape)
+        _fail(f"{op} off by {float(err[i]):.3g} ulp (> {tol}) at {tuple(int(j) for j in i)}: got "
+              f"{got[i]!r}, reference {ref[i]!r}", op, x, kwargs)
+    if op == "logsumexp" and kwargs.get("return_sign"):
+        if not _equal_values(got_parts[1], exp_parts[1]):
+            _fail(f"sign {got_parts[1]!r}, specification {exp_parts[1]!r}", op, x, kwargs)
+    return got_res
