@@ -54,7 +54,8 @@ class BuildExt(build_ext):
         omp_compile, omp_link = _openmp_flags(self.compiler)
         msvc = self.compiler.compiler_type == "msvc"
         if msvc:
-            base = ["/O2", "/fp:precise"]
+            # /std:c11: the conforming preprocessor, which rows.c needs for _Pragma("omp ...") in macros.
+            base = ["/O2", "/fp:precise", "/std:c11"]
         else:
             base = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing", "-Wno-unused-function"]
             if _flag("FASTSOFTMAX_NATIVE"):

@@ -96,7 +96,10 @@ def test_fallback_matches_scipy(name):
             if gerr is None:
                 got, want = np.asarray(got), np.asarray(want)
                 assert got.dtype == want.dtype and got.shape == want.shape, (label, axis)
-                np.testing.assert_array_equal(got, want)
+                if got.dtype.kind == "c":  # scipy sums complex F-ordered data in another order
+                    np.testing.assert_allclose(got, want, rtol=1e-15)
+                else:
+                    np.testing.assert_array_equal(got, want)
 
 
 SPECIAL_ROWS = [

@@ -15,12 +15,6 @@ import time
 _clock = time.perf_counter
 
 
-def _one(fn):
-    t0 = _clock()
-    fn()
-    return _clock() - t0
-
-
 def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None):
     """Time each callable in ``fns`` (name -> callable, already warmed up once).
 
@@ -35,16 +29,17 @@ def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None
         for name, fn in fns.items():
             t = first_times.get(name)
             if t is None or t < 0.05:
-                # calibrate: run until ~sample_s/4 has passed, doubling the count
-                n, t_tot = 1, _one(fn)
-                while t_tot < sample_s / 4 and n < 1 << 20:
+                # calibrate: double the count until a loop lasts a quarter of a sample
+                n = 1
+                while True:
                     t0 = _clock()
                     for _ in range(n):
                         fn()
-                    t_tot = _clock() - t0
-                    t = t_tot / n
+                    elapsed = _clock() - t0
+                    if elapsed >= sample_s / 4 or n >= 1 << 20:
+                        break
                     n *= 2
-                t = min(t, t_tot) if n == 1 else t
+                t = elapsed / n
             single[name] = t
             ks[name] = max(1, int(round(sample_s / max(t, 1e-9))))
         round_cost = sum(single[n] * ks[n] for n in fns)

@@ -115,7 +115,6 @@ def _lse_careful(a, b, axes, return_sign):
     k is the (weighted) count of the elements equal to the maximum, so the result keeps full
     relative precision when one element dominates.
     """
-    a = np.ascontiguousarray(a)  # scipy sums a C-ordered copy: same order, same bits
     if b is not None:
         a = np.where(b == 0, -np.inf, a)  # a zero weight removes its element, even if inf or nan
     if a.dtype.kind == "c":
