@@ -64,6 +64,22 @@ int fsm_default_threads(void)
 #endif
 }
 
+/*
+ * Concurrent callers share one budget of fsm_default_threads() threads: a call reserves what it
+ * will use and gives it back when done; when the budget is taken it runs on fewer threads (at least
+ * its own calling thread). So 8 Python threads calling at once use ~the budget, not 8 teams.
+ * A call from inside an OpenMP parallel region (a nested caller) gets one thread from OpenMP itself
+ * (nested parallelism is off by default).
+ */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static volatile long threads_busy;
+static int busy_add(int v) { return (int)_InterlockedExchangeAdd(&threads_busy, v); }
+#else
+static int threads_busy;
+static int busy_add(int v) { return __atomic_fetch_add(&threads_busy, v, __ATOMIC_RELAXED); }
+#endif
+
 static int effective_threads(int requested, int64_t work, int64_t tasks)
 {
 #if FSM_HAVE_OPENMP
@@ -83,54 +99,64 @@ static int effective_threads(int requested, int64_t work, int64_t tasks)
 }
 
 /*
- * log1p(s_hi + s_lo) as hi + lo, once per row. Where long double is the x87 80-bit format the log
- * is taken there (64-bit significand): libm's double log1p can be ~1 ulp off, which alone would
- * use half of the float64 error budget of log_softmax and logsumexp. Elsewhere: double log1p.
+ * Per-row scalars of float64 rows (merge factors, 1/S, log1p(S')) are formed in the x87 80-bit
+ * format where long double is that (64-bit significand): libm's double log1p can be ~1 ulp off,
+ * which alone would use half of the float64 error budget. Elsewhere: double.
  */
-static void log1p_dd(double s_hi, double s_lo, double *hi, double *lo)
-{
 #if LDBL_MANT_DIG == 64
-    long double l = log1pl((long double)s_hi + (long double)s_lo);
-    *hi = (double)l;
-    *lo = (double)(l - (long double)*hi);
+typedef long double fsm_wide;
+#define FSM_EXPL expl
+#define FSM_LOG1PL log1pl
 #else
-    *hi = log1p(s_hi);
-    *lo = s_lo / (1.0 + s_hi);
+typedef double fsm_wide;
+#define FSM_EXPL exp
+#define FSM_LOG1PL log1p
 #endif
-}
 
-/* tot += a, with the error of the sum kept in sum_lo (TwoSum). */
-static void acc_merge(fsm_acc *tot, const fsm_acc *a)
-{
-    double t = tot->sum + a->sum, bp = t - tot->sum;
-    tot->sum_lo += (tot->sum - (t - bp)) + (a->sum - bp) + a->sum_lo;
-    tot->sum = t;
-    tot->n_max += a->n_max;
-}
+typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
+typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 
 #define T float
+#define W double
 #define SFX f32
+#define FSM_EXPW exp
+#define FSM_LOG1PW log1p
 #include "rows_dtype.h"
 #undef T
+#undef W
 #undef SFX
+#undef FSM_EXPW
+#undef FSM_LOG1PW
 #define T double
+#define W fsm_wide
 #define SFX f64
+#define FSM_EXPW FSM_EXPL
+#define FSM_LOG1PW FSM_LOG1PL
 #include "rows_dtype.h"
 #undef T
+#undef W
 #undef SFX
+#undef FSM_EXPW
+#undef FSM_LOG1PW
 
 int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                 int64_t outer, int64_t n, int64_t inner, int threads)
 {
     const fsm_kernels *k = fsm_active();
     int64_t work = outer * n * inner;
-    int64_t tasks = inner == 1 ? (outer > 1 || n <= FSM_BLOCK ? outer : (n + FSM_BLOCK - 1) / FSM_BLOCK)
-                               : outer * ((inner + FSM_COLS - 1) / FSM_COLS);
-    if (inner == 1 && outer > 1 && n > FSM_BLOCK) {
-        int64_t blocks = outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
-        tasks = blocks;
-    }
+    int64_t tasks = inner > 1 ? outer * ((inner + FSM_COLS - 1) / FSM_COLS)
+                    : n <= FSM_BLOCK ? outer : outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
     int t = effective_threads(threads, work, tasks);
-    if (dtype == FSM_F32) return compute_f32(k, op, (const float *)x, (float *)y, outer, n, inner, t);
-    return compute_f64(k, op, (const double *)x, (double *)y, outer, n, inner, t);
+    if (t <= 1) {
+        if (dtype == FSM_F32) return compute_f32(k, op, (const float *)x, (float *)y, outer, n, inner, 1);
+        return compute_f64(k, op, (const double *)x, (double *)y, outer, n, inner, 1);
+    }
+    int budget = fsm_default_threads();
+    if (threads > budget) budget = threads;  /* an explicit request above the default is honoured */
+    int before = busy_add(t);
+    int got = before >= budget ? 1 : (budget - before < t ? budget - before : t);
+    int rc = dtype == FSM_F32 ? compute_f32(k, op, (const float *)x, (float *)y, outer, n, inner, got)
+                              : compute_f64(k, op, (const double *)x, (double *)y, outer, n, inner, got);
+    busy_add(-t);
+    return rc;
 }

@@ -1,138 +1,153 @@
 /*
- * The driver for one dtype, included twice by rows.c (T = float / double, SFX = f32 / f64).
- * A row is processed in fixed blocks of FSM_BLOCK elements whose partial sums are merged in block
- * order, whether one thread walks the row or many threads share its blocks: the result is the same
- * bit for bit for any thread count.
+ * The driver for one dtype, included twice by rows.c (T = float / double, SFX = f32 / f64,
+ * W = the wide type for per-row scalars: double for float32, fsm_wide for float64).
+ *
+ * A row is cut into fixed blocks of FSM_BLOCK elements. Pass 1, per block (one read, the block
+ * then stays in cache): m_b = max, and e = exp(x - m_b) summed (and stored, for softmax). The block
+ * statistics are merged with the online rule
+ *     (m1, s1) (+) (m2, s2) = (M, s1 e^(m1-M) + s2 e^(m2-M)),   M = max(m1, m2),
+ * always in block order. Pass 2, per block: softmax scales its stored exps by e^(m_b-M)/S,
+ * log_softmax writes (x - M) - log(S). logsumexp needs pass 1 only. One thread or many run the same
+ * code on the same blocks, so the result is the same bit for bit for any thread count.
+ * For the log ops the k elements equal to M are left out of the sums and counted instead, so
+ * S' = S - 1 is formed without cancellation and log1p(S') keeps full relative accuracy.
  */
 #define FN2(a, b) a##_##b
 #define FN(a, b) FN2(a, b)
 #define KF(name) FN(name, SFX)
 
-/* Row statistics -> the factor (softmax) or the log-sum (log ops), following fastsoftmax.h. */
-static void KF(finish_sums)(fsm_op op, T m, const fsm_acc *tot, double *hi, double *lo)
+/* e^(m_b - M) in W precision; m_b - M carried exactly with TwoSum. */
+static W KF(block_factor)(T m_b, T M)
 {
+    if (m_b == M) return (W)1;
+    if (m_b == (T)-INFINITY) return (W)0;
+    double d = (double)m_b - (double)M;
+    double z = d - (double)m_b;
+    double err = ((double)m_b - (d - z)) + (-(double)M - z);
+    return FSM_EXPW((W)d) * ((W)1 + (W)err);
+}
+
+/* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
+static void KF(block_pass1)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, fsm_block *b)
+{
+    T m = k->KF(max)(x, len);
+    b->m = (double)m;
+    b->acc.sum = b->acc.sum_lo = b->acc.n_max = 0.0;
+    if (!isfinite(m)) return;
+    if (op == FSM_SOFTMAX)
+        k->KF(expsum_store)(x, y, len, m, &b->acc);
+    else
+        k->KF(expsum_exclmax)(x, len, m, &b->acc);
+}
+
+/* The row's statistics from its blocks: M, and the factor 1/S (softmax) or log1p(S') (log ops). */
+static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
+{
+    T M = (T)-INFINITY;
+    for (int64_t b = 0; b < nb; b++) {
+        if (isnan(bs[b].m)) { M = (T)NAN; break; }
+        if ((T)bs[b].m > M) M = (T)bs[b].m;
+    }
+    r->m = (double)M;
+    r->hi = r->lo = 0.0;
     if (op == FSM_SOFTMAX) {
-        if (!isfinite(m)) { *hi = NAN; *lo = 0.0; return; }
-        double s_hi = tot->sum + tot->sum_lo;
-        double s_lo = tot->sum_lo - (s_hi - tot->sum);
-        double c = 1.0 / s_hi;
-        *hi = c;
-        *lo = c * (-fma(c, s_hi, -1.0) - c * s_lo);
+        if (!isfinite(M)) { r->hi = NAN; return; }  /* scipy: NaN, +inf or all -inf -> NaN */
+        W s = 0;
+        for (int64_t b = 0; b < nb; b++)
+            s += KF(block_factor)((T)bs[b].m, M) * ((W)bs[b].acc.sum + (W)bs[b].acc.sum_lo);
+        W c = (W)1 / s;
+        r->hi = (double)c;
+        r->lo = (double)(c - (W)r->hi);
+        r->wide_inv = c;
         return;
     }
-    if (isnan(m) || m == -INFINITY) { *hi = NAN; *lo = 0.0; return; }  /* NaN row / all -inf */
-    if (m == INFINITY) { *hi = 0.0; *lo = 0.0; return; }              /* scipy shifts by 0 */
-    /* s' = sum_{x<m} e + (k - 1), then log1p(s') as a double-double. */
-    double k1 = tot->n_max - 1.0;
-    double a = tot->sum + k1, bp = a - tot->sum;
-    double a_lo = (tot->sum - (a - bp)) + (k1 - bp) + tot->sum_lo;
-    double s_hi = a + a_lo, s_lo = a_lo - (s_hi - a);
-    log1p_dd(s_hi, s_lo, hi, lo);
+    if (isnan(M) || M == (T)-INFINITY) { r->hi = NAN; return; }  /* NaN row / all -inf */
+    if (M == (T)INFINITY) return;                                 /* scipy shifts by 0 */
+    W rest = 0, k = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        W f = KF(block_factor)((T)bs[b].m, M);
+        W s = (W)bs[b].acc.sum + (W)bs[b].acc.sum_lo;
+        if ((T)bs[b].m == M) {
+            rest += s;
+            k += (W)bs[b].acc.n_max;
+        } else {
+            rest += f * (s + (W)bs[b].acc.n_max);
+        }
+    }
+    W l = FSM_LOG1PW(rest + (k - 1));
+    r->hi = (double)l;
+    r->lo = (double)(l - (W)r->hi);
+}
+
+/* Pass 2 on one block. */
+static void KF(block_pass2)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len,
+                            const fsm_block *b, const fsm_row *r)
+{
+    if (op == FSM_SOFTMAX) {
+        if (isnan(r->hi)) {
+            for (int64_t i = 0; i < len; i++) y[i] = (T)NAN;
+        } else if ((T)b->m == (T)-INFINITY) {
+            for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
+        } else if ((T)b->m == (T)r->m) {
+            k->KF(scale)(y, len, r->hi, r->lo);
+        } else {
+            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv;
+            double hi = (double)c;
+            k->KF(scale)(y, len, hi, (double)(c - (W)hi));
+        }
+    } else if (op == FSM_LOG_SOFTMAX) {
+        k->KF(logshift)(x, y, len, (T)r->m, r->hi, r->lo);
+    }
 }
 
 static T KF(lse_value)(T m, double l_hi, double l_lo)
 {
     if (!isfinite(m)) return m;
-    double r = (double)m + l_hi;
-    double bp = r - (double)m;
-    double err = ((double)m - (r - bp)) + (l_hi - bp);
-    return (T)(r + (err + l_lo));
+    double s = (double)m + l_hi;
+    double bp = s - (double)m;
+    double err = ((double)m - (s - bp)) + (l_hi - bp);
+    return (T)(s + (err + l_lo));
 }
 
-static void KF(block_sums)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, T m, fsm_acc *a)
+/* A row of at most FSM_BLOCK elements: one block, on the calling thread, no OpenMP. */
+static void KF(row_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n)
 {
-    a->sum = a->sum_lo = a->n_max = 0.0;
-    if (op == FSM_SOFTMAX)
-        k->KF(expsum_store)(x, y, len, m, a);
-    else
-        k->KF(expsum_exclmax)(x, len, m, a);
-}
-
-static void KF(block_finish)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, T m,
-                             double hi, double lo)
-{
-    if (op == FSM_SOFTMAX) {
-        if (isfinite(m)) {
-            k->KF(scale)(y, len, hi, lo);
-        } else {
-            for (int64_t i = 0; i < len; i++) y[i] = (T)NAN;
-        }
-    } else if (op == FSM_LOG_SOFTMAX) {
-        k->KF(logshift)(x, y, len, m, hi, lo);
-    }
-}
-
-/* One row, on the calling thread. */
-static void KF(row)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n)
-{
-    T m = k->KF(max)(x, n);
-    fsm_acc tot = {0.0, 0.0, 0.0}, a;
-    if (isfinite(m)) {
-        for (int64_t b = 0; b < n; b += FSM_BLOCK) {
-            KF(block_sums)(k, op, x + b, y + b, n - b < FSM_BLOCK ? n - b : FSM_BLOCK, m, &a);
-            acc_merge(&tot, &a);
-        }
-    }
-    double hi, lo;
-    KF(finish_sums)(op, m, &tot, &hi, &lo);
+    fsm_block b;
+    fsm_row r;
+    KF(block_pass1)(k, op, x, y, n, &b);
+    KF(merge)(op, &b, 1, &r);
     if (op == FSM_LOGSUMEXP)
-        *y = KF(lse_value)(m, hi, lo);
+        *y = KF(lse_value)((T)r.m, r.hi, r.lo);
     else
-        KF(block_finish)(k, op, x, y, n, m, hi, lo);
+        KF(block_pass2)(k, op, x, y, n, &b, &r);
 }
 
-/* One long row, its blocks shared by `threads` threads; same result as KF(row). */
-static int KF(row_blocks_parallel)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int threads)
+/* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
+static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int threads)
 {
-    int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
-    T *bmax = (T *)malloc((size_t)nb * sizeof(T));
-    fsm_acc *bacc = (fsm_acc *)malloc((size_t)nb * sizeof(fsm_acc));
-    if (!bmax || !bacc) {
-        free(bmax);
-        free(bacc);
-        return -1;
-    }
-    T m = (T)-INFINITY;
-    double hi = 0.0, lo = 0.0;
+    const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
+    fsm_row r;
+    if (!bs) return -1;
     FSM_PARALLEL(threads)
     {
         FSM_FOR_STATIC
         for (int64_t b = 0; b < nb; b++) {
             int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-            bmax[b] = k->KF(max)(x + b * FSM_BLOCK, len);
+            KF(block_pass1)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b]);
         }
         FSM_SINGLE
-        {
-            for (int64_t b = 0; b < nb; b++) {
-                if (isnan(bmax[b])) { m = (T)NAN; break; }
-                if (bmax[b] > m) m = bmax[b];
-            }
-        }
-        if (isfinite(m)) {
-            FSM_FOR_STATIC
-            for (int64_t b = 0; b < nb; b++) {
-                int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-                KF(block_sums)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, m, &bacc[b]);
-            }
-        }
-        FSM_SINGLE
-        {
-            fsm_acc tot = {0.0, 0.0, 0.0};
-            if (isfinite(m))
-                for (int64_t b = 0; b < nb; b++) acc_merge(&tot, &bacc[b]);
-            KF(finish_sums)(op, m, &tot, &hi, &lo);
-        }
+        KF(merge)(op, bs, nb, &r);
         if (op != FSM_LOGSUMEXP) {
             FSM_FOR_STATIC
             for (int64_t b = 0; b < nb; b++) {
                 int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-                KF(block_finish)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, m, hi, lo);
+                KF(block_pass2)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
             }
         }
     }
-    if (op == FSM_LOGSUMEXP) *y = KF(lse_value)(m, hi, lo);
-    free(bmax);
-    free(bacc);
+    if (op == FSM_LOGSUMEXP) *y = KF(lse_value)((T)r.m, r.hi, r.lo);
+    free(bs);
     return 0;
 }
 
@@ -155,8 +170,11 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
         if (rest) p->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, sum + vec, sum_lo + vec, nmax + vec);
     }
     for (int64_t j = 0; j < cols; j++) {
-        fsm_acc a = {sum[j], sum_lo[j], nmax[j]};
-        KF(finish_sums)(op, m[j], &a, &hi[j], &lo[j]);
+        fsm_block b = {(double)m[j], {sum[j], sum_lo[j], nmax[j]}};
+        fsm_row r;
+        KF(merge)(op, &b, 1, &r);
+        hi[j] = r.hi;
+        lo[j] = r.lo;
     }
     if (op == FSM_SOFTMAX) {
         k->KF(col_scale)(y, n, inner, vec, hi, lo);
@@ -174,15 +192,20 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
 {
     const int64_t out_n = op == FSM_LOGSUMEXP ? 1 : n;  /* outputs per row */
     if (inner == 1) {
-        if (outer == 1 && threads > 1 && n > FSM_BLOCK)
-            return KF(row_blocks_parallel)(k, op, x, y, n, threads);
-        if (threads > 1 && outer < threads && n > FSM_BLOCK) {
-            for (int64_t r = 0; r < outer; r++)
-                if (KF(row_blocks_parallel)(k, op, x + r * n, y + r * out_n, n, threads)) return -1;
+        if (n <= FSM_BLOCK) {
+            FSM_PARALLEL_FOR(threads)
+            for (int64_t r = 0; r < outer; r++) KF(row_short)(k, op, x + r * n, y + r * out_n, n);
             return 0;
         }
-        FSM_PARALLEL_FOR(threads)
-        for (int64_t r = 0; r < outer; r++) KF(row)(k, op, x + r * n, y + r * out_n, n);
+        if (outer >= threads) {
+            int failed = 0;
+            FSM_PARALLEL_FOR(threads)
+            for (int64_t r = 0; r < outer; r++)
+                if (KF(row_blocks)(k, op, x + r * n, y + r * out_n, n, 1)) failed = 1;
+            return failed ? -1 : 0;
+        }
+        for (int64_t r = 0; r < outer; r++)
+            if (KF(row_blocks)(k, op, x + r * n, y + r * out_n, n, threads)) return -1;
         return 0;
     }
     const int64_t chunks = (inner + FSM_COLS - 1) / FSM_COLS;

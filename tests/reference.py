@@ -15,9 +15,10 @@ def _shifted(x, axis):
     """(d, err, is_max) with x - max == d + err exactly, in the wide dtype."""
     w = x.astype(_wide(x.dtype))
     m = np.max(w, axis=axis, keepdims=True)
-    d = w - m
-    z = d - w
-    err = (w - (d - z)) + (-m - z)
+    with np.errstate(invalid="ignore"):
+        d = w - m
+        z = d - w
+        err = (w - (d - z)) + (-m - z)
     err = np.where(np.isfinite(err), err, 0)
     return d, err, w == m, m
 
