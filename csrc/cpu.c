@@ -85,6 +85,13 @@ static int entry_ok(const fsm_isa_entry *e)
     return *e->set != 0 && e->usable(features);
 }
 
+int fsm_isa_compiled(const char *name)
+{
+    for (int i = 0; i < N_ISA; i++)
+        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0) return 1;
+    return 0;
+}
+
 int fsm_isa_supported(const char *name)
 {
     for (int i = 0; i < N_ISA; i++)

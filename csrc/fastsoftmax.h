@@ -93,6 +93,7 @@ typedef struct {
 #undef FSM_ISA
 
 /* Dispatch (cpu.c): detect the CPU once; choose the best set, or force one by name. */
+int fsm_isa_compiled(const char *name);           /* 1 if this build contains the kernel set */
 int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */
 int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */
 const fsm_kernels *fsm_active(void);

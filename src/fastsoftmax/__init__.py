@@ -31,6 +31,7 @@ def get_config():
         "isa": _core.current_isa(),
         "isa_algorithm": _core.isa_algorithm(),
         "isas_available": available_isas(),
+        "isas_compiled": _core.compiled_isas(),
         "openmp": _core.openmp_enabled(),
         "default_threads": _core.default_threads(),
         "default_threads_from": _threads_source(),

@@ -17,6 +17,7 @@ cdef extern from "fastsoftmax.h" nogil:
     ctypedef struct fsm_kernels:
         const char *name
         const char *algorithm
+    int fsm_isa_compiled(const char *name)
     int fsm_isa_supported(const char *name)
     int fsm_set_isa(const char *name)
     const fsm_kernels *fsm_active()
@@ -37,6 +38,11 @@ cdef enum:
 def available_isas():
     """The ISAs this build and this CPU can run, lowest first."""
     return tuple(name for name in ISAS if fsm_isa_supported(name.encode()))
+
+
+def compiled_isas():
+    """The ISAs whose kernels this build contains (whether or not this CPU can run them)."""
+    return tuple(name for name in ISAS if fsm_isa_compiled(name.encode()))
 
 
 def set_isa(name):
