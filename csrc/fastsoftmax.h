@@ -51,24 +51,27 @@ typedef enum { FSM_F32 = 0, FSM_F64 = 1 } fsm_dtype;
 typedef struct { double sum, sum_lo, n_max; } fsm_acc;
 
 /*
- * The kernels of one ISA. Row kernels take n contiguous elements; column kernels take n rows of
- * `cols` contiguous elements, rows `ld` elements apart, with per-column state in the arrays.
+ * The kernels of one ISA. Row kernels take `rows` rows of n contiguous elements with per-row state
+ * in arrays (expsum kernels skip rows whose max is not finite, leaving their acc at 0); column
+ * kernels take n rows of `cols` contiguous elements, rows `ld` elements apart, with per-column state.
  * "exclmax" kernels leave elements equal to m out of sum and count them in n_max instead.
  */
 typedef struct {
     const char *name;        /* "portable", "avx2", "avx512" */
     const char *algorithm;   /* what the kernels compute, for show_config() */
     int lanes_f32, lanes_f64;  /* lanes per vector: column kernels take multiples of these */
-    float  (*max_f32)(const float *x, int64_t n);
-    double (*max_f64)(const double *x, int64_t n);
-    void (*expsum_store_f32)(const float *x, float *y, int64_t n, float m, fsm_acc *acc);
-    void (*expsum_store_f64)(const double *x, double *y, int64_t n, double m, fsm_acc *acc);
-    void (*expsum_exclmax_f32)(const float *x, int64_t n, float m, fsm_acc *acc);
-    void (*expsum_exclmax_f64)(const double *x, int64_t n, double m, fsm_acc *acc);
-    void (*scale_f32)(float *y, int64_t n, double c_hi, double c_lo);
-    void (*scale_f64)(double *y, int64_t n, double c_hi, double c_lo);
-    void (*logshift_f32)(const float *x, float *y, int64_t n, float m, double l_hi, double l_lo);
-    void (*logshift_f64)(const double *x, double *y, int64_t n, double m, double l_hi, double l_lo);
+    void (*max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m);
+    void (*max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m);
+    void (*expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
+    void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
+    void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
+    void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
+    void (*scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo);
+    void (*scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo);
+    void (*logshift_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
+                              const double *l_hi, const double *l_lo);
+    void (*logshift_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
+                              const double *l_hi, const double *l_lo);
     void (*col_max_f32)(const float *x, int64_t n, int64_t ld, int64_t cols, float *m);
     void (*col_max_f64)(const double *x, int64_t n, int64_t ld, int64_t cols, double *m);
     void (*col_expsum_store_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,

@@ -30,14 +30,13 @@ static W KF(block_factor)(T m_b, T M)
 /* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
 static void KF(block_pass1)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, fsm_block *b)
 {
-    T m = k->KF(max)(x, len);
+    T m;
+    k->KF(max_rows)(x, 1, len, &m);
     b->m = (double)m;
-    b->acc.sum = b->acc.sum_lo = b->acc.n_max = 0.0;
-    if (!isfinite(m)) return;
     if (op == FSM_SOFTMAX)
-        k->KF(expsum_store)(x, y, len, m, &b->acc);
+        k->KF(expsum_store_rows)(x, y, 1, len, &m, &b->acc);
     else
-        k->KF(expsum_exclmax)(x, len, m, &b->acc);
+        k->KF(expsum_exclmax_rows)(x, 1, len, &m, &b->acc);
 }
 
 /* The row's statistics from its blocks: M, and the factor 1/S (softmax) or log1p(S') (log ops). */
@@ -89,14 +88,15 @@ static void KF(block_pass2)(const fsm_kernels *k, fsm_op op, const T *x, T *y, i
         } else if ((T)b->m == (T)-INFINITY) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
         } else if ((T)b->m == (T)r->m) {
-            k->KF(scale)(y, len, r->hi, r->lo);
+            k->KF(scale_rows)(y, 1, len, &r->hi, &r->lo);
         } else {
             W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv;
-            double hi = (double)c;
-            k->KF(scale)(y, len, hi, (double)(c - (W)hi));
+            double hi = (double)c, lo = (double)(c - (W)hi);
+            k->KF(scale_rows)(y, 1, len, &hi, &lo);
         }
     } else if (op == FSM_LOG_SOFTMAX) {
-        k->KF(logshift)(x, y, len, (T)r->m, r->hi, r->lo);
+        T m = (T)r->m;
+        k->KF(logshift_rows)(x, y, 1, len, &m, &r->hi, &r->lo);
     }
 }
 
@@ -109,17 +109,33 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
     return (T)(s + (err + l_lo));
 }
 
-/* A row of at most FSM_BLOCK elements: one block, on the calling thread, no OpenMP. */
-static void KF(row_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n)
+/*
+ * Rows of at most FSM_BLOCK elements (one block each), on the calling thread, in batches of up to
+ * FSM_BATCH rows so that each kernel call covers many short rows. Each row is computed exactly as
+ * a one-block row_blocks() would.
+ */
+static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t rows, int64_t n)
 {
-    fsm_block b;
-    fsm_row r;
-    KF(block_pass1)(k, op, x, y, n, &b);
-    KF(merge)(op, &b, 1, &r);
-    if (op == FSM_LOGSUMEXP)
-        *y = KF(lse_value)((T)r.m, r.hi, r.lo);
+    T m[FSM_BATCH];
+    fsm_acc acc[FSM_BATCH];
+    double hi[FSM_BATCH], lo[FSM_BATCH];
+    k->KF(max_rows)(x, rows, n, m);
+    if (op == FSM_SOFTMAX)
+        k->KF(expsum_store_rows)(x, y, rows, n, m, acc);
     else
-        KF(block_pass2)(k, op, x, y, n, &b, &r);
+        k->KF(expsum_exclmax_rows)(x, rows, n, m, acc);
+    for (int64_t r = 0; r < rows; r++) {
+        fsm_block b = {(double)m[r], acc[r]};
+        fsm_row st;
+        KF(merge)(op, &b, 1, &st);
+        hi[r] = st.hi;
+        lo[r] = st.lo;
+        if (op == FSM_LOGSUMEXP) y[r] = KF(lse_value)(m[r], st.hi, st.lo);
+    }
+    if (op == FSM_SOFTMAX)
+        k->KF(scale_rows)(y, rows, n, hi, lo);
+    else if (op == FSM_LOG_SOFTMAX)
+        k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
 }
 
 /* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
@@ -187,14 +203,35 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
     }
 }
 
+/*
+ * Columns through a scratch block: with a power-of-two distance between rows (NCHW: 256 KiB) every
+ * row of a column block falls into the same cache sets, so x and y evict each other between the
+ * passes. Copying the block into a per-thread scratch whose row pitch is padded by 64 bytes keeps
+ * the passes in L1/L2; the data is then read once and written once.
+ */
+static void KF(cols_scratch)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner,
+                             int64_t cols, T *scratch, int64_t pitch)
+{
+    for (int64_t i = 0; i < n; i++) memcpy(scratch + i * pitch, x + i * inner, (size_t)cols * sizeof(T));
+    KF(cols)(k, op, scratch, op == FSM_LOGSUMEXP ? y : scratch, n, pitch, cols);
+    if (op != FSM_LOGSUMEXP)
+        for (int64_t i = 0; i < n; i++) memcpy(y + i * inner, scratch + i * pitch, (size_t)cols * sizeof(T));
+}
+
 static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
                        int64_t outer, int64_t n, int64_t inner, int threads)
 {
     const int64_t out_n = op == FSM_LOGSUMEXP ? 1 : n;  /* outputs per row */
     if (inner == 1) {
         if (n <= FSM_BLOCK) {
+            int64_t batch = FSM_BATCH_ELEMS / n;
+            batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+            const int64_t nbatch = (outer + batch - 1) / batch;
             FSM_PARALLEL_FOR(threads)
-            for (int64_t r = 0; r < outer; r++) KF(row_short)(k, op, x + r * n, y + r * out_n, n);
+            for (int64_t b = 0; b < nbatch; b++) {
+                int64_t r0 = b * batch, rows = outer - r0 < batch ? outer - r0 : batch;
+                KF(rows_short)(k, op, x + r0 * n, y + r0 * out_n, rows, n);
+            }
             return 0;
         }
         if (outer >= threads) {
@@ -208,15 +245,34 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
             if (KF(row_blocks)(k, op, x + r * n, y + r * out_n, n, threads)) return -1;
         return 0;
     }
-    const int64_t chunks = (inner + FSM_COLS - 1) / FSM_COLS;
     const int64_t out_stride = op == FSM_LOGSUMEXP ? inner : n * inner;
-    FSM_PARALLEL_FOR(threads)
-    for (int64_t t = 0; t < outer * chunks; t++) {
-        int64_t o = t / chunks, j0 = (t % chunks) * FSM_COLS;
-        int64_t cols = inner - j0 < FSM_COLS ? inner - j0 : FSM_COLS;
-        KF(cols)(k, op, x + o * n * inner + j0, y + o * out_stride + j0, n, inner, cols);
+    const int64_t pad = 64 / (int64_t)sizeof(T);
+    /* column block width: FSM_COLS, or what fits the scratch; 0 = no scratch (very long columns) */
+    int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - pad;
+    width = width >= FSM_COLS ? FSM_COLS : width - width % 16;
+    if (width > inner) width = inner;
+    const int use_scratch = width >= 16 || (width == inner && width > 0);
+    if (!use_scratch) width = FSM_COLS < inner ? FSM_COLS : inner;
+    const int64_t chunks = (inner + width - 1) / width;
+    int failed = 0;
+    FSM_PARALLEL(threads)
+    {
+        T *scratch = use_scratch ? (T *)malloc((size_t)(n * (width + pad)) * sizeof(T)) : NULL;
+        if (use_scratch && !scratch) failed = 1;
+        FSM_FOR_STATIC
+        for (int64_t t = 0; t < outer * chunks; t++) {
+            int64_t o = t / chunks, j0 = (t % chunks) * width;
+            int64_t cols = inner - j0 < width ? inner - j0 : width;
+            const T *xb = x + o * n * inner + j0;
+            T *yb = y + o * out_stride + j0;
+            if (scratch)
+                KF(cols_scratch)(k, op, xb, yb, n, inner, cols, scratch, width + pad);
+            else
+                KF(cols)(k, op, xb, yb, n, inner, cols);
+        }
+        free(scratch);
     }
-    return 0;
+    return failed ? -1 : 0;
 }
 
 #undef KF

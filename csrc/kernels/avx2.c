@@ -64,6 +64,27 @@ FSM_TARGET static inline double vd_hmax(vd a)
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
 }
 FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)); }
+/* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
+FSM_TARGET static inline __m128i lanes4_below(int64_t r) { return _mm_cmpgt_epi32(_mm_set1_epi32((int)r), _mm_setr_epi32(0, 1, 2, 3)); }
+FSM_TARGET static inline vd vd_load_f32_part(const float *p, int64_t r, double fill)
+{
+    __m128i m = lanes4_below(r);
+    __m128 v = _mm_blendv_ps(_mm_set1_ps((float)fill), _mm_maskload_ps(p, m), _mm_castsi128_ps(m));
+    return _mm256_cvtps_pd(v);
+}
+FSM_TARGET static inline void vd_store_f32_part(float *p, vd a, int64_t r) { _mm_maskstore_ps(p, lanes4_below(r), _mm256_cvtpd_ps(a)); }
+FSM_TARGET static inline __m256i lanes4q_below(int64_t r) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3)); }
+FSM_TARGET static inline vd vd_load_part(const double *p, int64_t r, double fill)
+{
+    __m256i m = lanes4q_below(r);
+    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+}
+FSM_TARGET static inline void vd_store_part(double *p, vd a, int64_t r) { _mm256_maskstore_pd(p, lanes4q_below(r), a); }
+FSM_TARGET static inline vf vf_load_part(const float *p, int64_t r, float fill)
+{
+    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
 FSM_TARGET static inline vf vf_set1(float a) { return _mm256_set1_ps(a); }
 FSM_TARGET static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 FSM_TARGET static inline void vf_store(float *p, vf a) { _mm256_storeu_ps(p, a); }

@@ -56,6 +56,26 @@ FSM_TARGET static inline int vd_nanflag_any(vd_nanflag f) { return f != 0; }
 FSM_TARGET static inline double vd_hsum(vd a) { return _mm512_reduce_add_pd(a); }
 FSM_TARGET static inline double vd_hmax(vd a) { return _mm512_reduce_max_pd(a); }
 FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52)); }
+/* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
+/* 8 floats through 16-lane masked operations (AVX-512F has no 256-bit masked loads without VL). */
+FSM_TARGET static inline vd vd_load_f32_part(const float *p, int64_t r, double fill)
+{
+    __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps((float)fill), (__mmask16)((1u << r) - 1), p);
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
+FSM_TARGET static inline void vd_store_f32_part(float *p, vd a, int64_t r)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << r) - 1), _mm512_castps256_ps512(_mm512_cvtpd_ps(a)));
+}
+FSM_TARGET static inline vd vd_load_part(const double *p, int64_t r, double fill)
+{
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), (__mmask8)((1u << r) - 1), p);
+}
+FSM_TARGET static inline void vd_store_part(double *p, vd a, int64_t r) { _mm512_mask_storeu_pd(p, (__mmask8)((1u << r) - 1), a); }
+FSM_TARGET static inline vf vf_load_part(const float *p, int64_t r, float fill)
+{
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << r) - 1), p);
+}
 FSM_TARGET static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
 FSM_TARGET static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 FSM_TARGET static inline void vf_store(float *p, vf a) { _mm512_storeu_ps(p, a); }

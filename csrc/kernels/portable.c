@@ -46,6 +46,12 @@ static inline vd vd_pow2_bits(vd t)
     memcpy(&t, &u, sizeof t);
     return t;
 }
+/* One lane: a tail never happens (r is always 1), these only complete the vocabulary. */
+static inline vd vd_load_f32_part(const float *p, int64_t r, double fill) { return r > 0 ? (double)*p : fill; }
+static inline void vd_store_f32_part(float *p, vd a, int64_t r) { if (r > 0) *p = (float)a; }
+static inline vd vd_load_part(const double *p, int64_t r, double fill) { return r > 0 ? *p : fill; }
+static inline void vd_store_part(double *p, vd a, int64_t r) { if (r > 0) *p = a; }
+static inline vf vf_load_part(const float *p, int64_t r, float fill) { return r > 0 ? *p : fill; }
 static inline vf vf_set1(float a) { return a; }
 static inline vf vf_load(const float *p) { return *p; }
 static inline void vf_store(float *p, vf a) { *p = a; }

@@ -27,8 +27,9 @@
  *   p  = h + (l + b)                  one rounding at the end
  *   e  = p * 2^(n+54) * 2^-54         last product rounds once into the subnormal range
  *
- * Tails (n not a multiple of the vector) go through a padded stack buffer and the same vector code,
- * padded with -inf (exp gives 0, never equal to a finite max), so tails are as accurate as the body.
+ * Tails (n not a multiple of the vector) run the same vector code on a partial vector (masked load
+ * and store) padded with -inf (exp gives 0, never equal to a finite max): as accurate as the body.
+ * Row kernels take a batch of rows so that short rows do not pay a call per row.
  */
 #include <math.h>
 #include <string.h>
@@ -119,9 +120,9 @@ FSM_TARGET static inline void acc_fold(fsm_acc *acc, vd s, vd c)
     }
 }
 
-/* ---- row kernels ---- */
+/* ---- row kernels: `rows` rows of n contiguous elements, per-row state in arrays ---- */
 
-FSM_TARGET static float KNAME(max_f32)(const float *x, int64_t n)
+FSM_TARGET static inline float max_one_f32(const float *x, int64_t n)
 {
     vf a0 = vf_set1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
     vf_nanflag nan = vf_nanflag_init();
@@ -133,15 +134,8 @@ FSM_TARGET static float KNAME(max_f32)(const float *x, int64_t n)
         nan = vf_nanflag_update(nan, v0, v1);
         nan = vf_nanflag_update(nan, v2, v3);
     }
-    for (; i + VF_N <= n; i += VF_N) {
-        vf v = vf_load(x + i);
-        a0 = vf_max(a0, v);
-        nan = vf_nanflag_update(nan, v, v);
-    }
-    if (i < n) {
-        float buf[VF_N];
-        for (int k = 0; k < VF_N; k++) buf[k] = i + k < n ? x[i + k] : -INFINITY;
-        vf v = vf_load(buf);
+    for (; i < n; i += VF_N) {
+        vf v = n - i >= VF_N ? vf_load(x + i) : vf_load_part(x + i, n - i, -INFINITY);
         a0 = vf_max(a0, v);
         nan = vf_nanflag_update(nan, v, v);
     }
@@ -149,7 +143,7 @@ FSM_TARGET static float KNAME(max_f32)(const float *x, int64_t n)
     return vf_hmax(vf_max(vf_max(a0, a1), vf_max(a2, a3)));
 }
 
-FSM_TARGET static double KNAME(max_f64)(const double *x, int64_t n)
+FSM_TARGET static inline double max_one_f64(const double *x, int64_t n)
 {
     vd a0 = vd_set1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
     vd_nanflag nan = vd_nanflag_init();
@@ -161,15 +155,8 @@ FSM_TARGET static double KNAME(max_f64)(const double *x, int64_t n)
         nan = vd_nanflag_update(nan, v0, v1);
         nan = vd_nanflag_update(nan, v2, v3);
     }
-    for (; i + VD_N <= n; i += VD_N) {
-        vd v = vd_load(x + i);
-        a0 = vd_max(a0, v);
-        nan = vd_nanflag_update(nan, v, v);
-    }
-    if (i < n) {
-        double buf[VD_N];
-        for (int k = 0; k < VD_N; k++) buf[k] = i + k < n ? x[i + k] : -INFINITY;
-        vd v = vd_load(buf);
+    for (; i < n; i += VD_N) {
+        vd v = n - i >= VD_N ? vd_load(x + i) : vd_load_part(x + i, n - i, -INFINITY);
         a0 = vd_max(a0, v);
         nan = vd_nanflag_update(nan, v, v);
     }
@@ -177,143 +164,170 @@ FSM_TARGET static double KNAME(max_f64)(const double *x, int64_t n)
     return vd_hmax(vd_max(vd_max(a0, a1), vd_max(a2, a3)));
 }
 
-FSM_TARGET static void KNAME(expsum_store_f32)(const float *x, float *y, int64_t n, float m, fsm_acc *acc)
+FSM_TARGET static void KNAME(max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m)
 {
-    const vd vm = vd_set1(m);
-    vd s0 = vd_set1(0.0), s1 = s0;
-    int64_t i = 0;
-    /* main loop */
-    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-        vd e0 = exp_for_f32(vd_sub(vd_load_f32(x + i), vm));
-        vd e1 = exp_for_f32(vd_sub(vd_load_f32(x + i + VD_N), vm));
-        vd_store_f32(y + i, e0);
-        vd_store_f32(y + i + VD_N, e1);
-        s0 = vd_add(s0, e0);
-        s1 = vd_add(s1, e1);
-    }
-    /* tail */
-    for (; i < n; i += VD_N) {
-        float bx[VD_N], by[VD_N];
-        int64_t r = n - i < VD_N ? n - i : VD_N;
-        for (int k = 0; k < VD_N; k++) bx[k] = k < r ? x[i + k] : -INFINITY;
-        vd e = exp_for_f32(vd_sub(vd_load_f32(bx), vm));
-        vd_store_f32(by, e);
-        memcpy(y + i, by, (size_t)r * sizeof(float));
-        s0 = vd_add(s0, e);
-    }
-    acc->sum += vd_hsum(vd_add(s0, s1));
+    for (int64_t r = 0; r < rows; r++) m[r] = max_one_f32(x + r * n, n);
 }
 
-FSM_TARGET static void KNAME(expsum_exclmax_f32)(const float *x, int64_t n, float m, fsm_acc *acc)
+FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m)
 {
-    const vd vm = vd_set1(m);
-    vd s0 = vd_set1(0.0), s1 = s0, k0 = s0;
-    int64_t i = 0;
-    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-        vd d0 = vd_sub(vd_load_f32(x + i), vm);
-        vd d1 = vd_sub(vd_load_f32(x + i + VD_N), vm);
-        s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d0), d0));
-        s1 = vd_add(s1, vd_keep_if_ne0(exp_for_f32(d1), d1));
-        k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
-    }
-    for (; i < n; i += VD_N) {
-        float bx[VD_N];
-        int64_t r = n - i < VD_N ? n - i : VD_N;
-        for (int k = 0; k < VD_N; k++) bx[k] = k < r ? x[i + k] : -INFINITY;
-        vd d = vd_sub(vd_load_f32(bx), vm);
-        s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d), d));
-        k0 = vd_add(k0, vd_one_if_eq0(d));
-    }
-    acc->sum += vd_hsum(vd_add(s0, s1));
-    acc->n_max += vd_hsum(k0);
+    for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n);
 }
 
-FSM_TARGET static void KNAME(expsum_store_f64)(const double *x, double *y, int64_t n, double m, fsm_acc *acc)
+/* e = exp(x - m) stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
+FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
+                                                    const float *m, fsm_acc *acc)
 {
-    const vd vm = vd_set1(m), vnegm = vd_set1(-m);
-    vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, d;
-    int64_t i = 0;
-    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-        vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d);
-        vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d);
-        vd_store(y + i, e0);
-        vd_store(y + i + VD_N, e1);
-        acc_2sum(&s0, &c0, e0);
-        acc_2sum(&s1, &c1, e1);
+    for (int64_t row = 0; row < rows; row++, x += n, y += n) {
+        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        if (!isfinite(m[row])) continue;
+        const vd vm = vd_set1(m[row]);
+        vd s0 = vd_set1(0.0), s1 = s0;
+        int64_t i = 0;
+        /* main loop */
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd e0 = exp_for_f32(vd_sub(vd_load_f32(x + i), vm));
+            vd e1 = exp_for_f32(vd_sub(vd_load_f32(x + i + VD_N), vm));
+            vd_store_f32(y + i, e0);
+            vd_store_f32(y + i + VD_N, e1);
+            s0 = vd_add(s0, e0);
+            s1 = vd_add(s1, e1);
+        }
+        /* tail: padded with -inf, whose exp is 0 */
+        for (; i < n; i += VD_N) {
+            int64_t r = n - i < VD_N ? n - i : VD_N;
+            vd e = exp_for_f32(vd_sub(vd_load_f32_part(x + i, r, -INFINITY), vm));
+            vd_store_f32_part(y + i, e, r);
+            s0 = vd_add(s0, e);
+        }
+        acc[row].sum = vd_hsum(vd_add(s0, s1));
     }
-    for (; i < n; i += VD_N) {
-        double bx[VD_N], by[VD_N];
-        int64_t r = n - i < VD_N ? n - i : VD_N;
-        for (int k = 0; k < VD_N; k++) bx[k] = k < r ? x[i + k] : -INFINITY;
-        vd e = exp_for_f64(vd_load(bx), vm, vnegm, &d);
-        vd_store(by, e);
-        memcpy(y + i, by, (size_t)r * sizeof(double));
-        acc_2sum(&s0, &c0, e);
-    }
-    acc_fold(acc, s0, c0);
-    acc_fold(acc, s1, c1);
 }
 
-FSM_TARGET static void KNAME(expsum_exclmax_f64)(const double *x, int64_t n, double m, fsm_acc *acc)
+FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n,
+                                                      const float *m, fsm_acc *acc)
 {
-    const vd vm = vd_set1(m), vnegm = vd_set1(-m);
-    vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, k0 = s0, d0, d1;
-    int64_t i = 0;
-    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-        vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d0);
-        vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d1);
-        acc_2sum(&s0, &c0, vd_keep_if_ne0(e0, d0));
-        acc_2sum(&s1, &c1, vd_keep_if_ne0(e1, d1));
-        k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
+    for (int64_t row = 0; row < rows; row++, x += n) {
+        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        if (!isfinite(m[row])) continue;
+        const vd vm = vd_set1(m[row]);
+        vd s0 = vd_set1(0.0), s1 = s0, k0 = s0;
+        int64_t i = 0;
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd d0 = vd_sub(vd_load_f32(x + i), vm);
+            vd d1 = vd_sub(vd_load_f32(x + i + VD_N), vm);
+            s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d0), d0));
+            s1 = vd_add(s1, vd_keep_if_ne0(exp_for_f32(d1), d1));
+            k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
+        }
+        for (; i < n; i += VD_N) {
+            vd d = vd_sub(vd_load_f32_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm);
+            s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d), d));
+            k0 = vd_add(k0, vd_one_if_eq0(d));
+        }
+        acc[row].sum = vd_hsum(vd_add(s0, s1));
+        acc[row].n_max = vd_hsum(k0);
     }
-    for (; i < n; i += VD_N) {
-        double bx[VD_N];
-        int64_t r = n - i < VD_N ? n - i : VD_N;
-        for (int k = 0; k < VD_N; k++) bx[k] = k < r ? x[i + k] : -INFINITY;
-        vd e = exp_for_f64(vd_load(bx), vm, vnegm, &d0);
-        acc_2sum(&s0, &c0, vd_keep_if_ne0(e, d0));
-        k0 = vd_add(k0, vd_one_if_eq0(d0));
+}
+
+FSM_TARGET static void KNAME(expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n,
+                                                    const double *m, fsm_acc *acc)
+{
+    for (int64_t row = 0; row < rows; row++, x += n, y += n) {
+        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        if (!isfinite(m[row])) continue;
+        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
+        vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, d;
+        int64_t i = 0;
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d);
+            vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d);
+            vd_store(y + i, e0);
+            vd_store(y + i + VD_N, e1);
+            acc_2sum(&s0, &c0, e0);
+            acc_2sum(&s1, &c1, e1);
+        }
+        for (; i < n; i += VD_N) {
+            int64_t r = n - i < VD_N ? n - i : VD_N;
+            vd e = exp_for_f64(vd_load_part(x + i, r, -INFINITY), vm, vnegm, &d);
+            vd_store_part(y + i, e, r);
+            acc_2sum(&s0, &c0, e);
+        }
+        acc_fold(&acc[row], s0, c0);
+        acc_fold(&acc[row], s1, c1);
     }
-    acc_fold(acc, s0, c0);
-    acc_fold(acc, s1, c1);
-    acc->n_max += vd_hsum(k0);
+}
+
+FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n,
+                                                      const double *m, fsm_acc *acc)
+{
+    for (int64_t row = 0; row < rows; row++, x += n) {
+        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        if (!isfinite(m[row])) continue;
+        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
+        vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, k0 = s0, d0, d1;
+        int64_t i = 0;
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d0);
+            vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d1);
+            acc_2sum(&s0, &c0, vd_keep_if_ne0(e0, d0));
+            acc_2sum(&s1, &c1, vd_keep_if_ne0(e1, d1));
+            k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
+        }
+        for (; i < n; i += VD_N) {
+            vd e = exp_for_f64(vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm, vnegm, &d0);
+            acc_2sum(&s0, &c0, vd_keep_if_ne0(e, d0));
+            k0 = vd_add(k0, vd_one_if_eq0(d0));
+        }
+        acc_fold(&acc[row], s0, c0);
+        acc_fold(&acc[row], s1, c1);
+        acc[row].n_max = vd_hsum(k0);
+    }
 }
 
 /* y *= c, c = c_hi + c_lo, rounded once: y*c_hi is exact inside the FMA. */
-FSM_TARGET static void KNAME(scale_f32)(float *y, int64_t n, double c_hi, double c_lo)
+FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo)
 {
-    const float hi = (float)c_hi;
-    const float lo = (float)((c_hi - (double)hi) + c_lo);
-    const vf vhi = vf_set1(hi), vlo = vf_set1(lo);
-    int64_t i = 0;
-    for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-        vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
-        vf_store(y + i, vf_fma(a, vhi, vf_mul(a, vlo)));
-        vf_store(y + i + VF_N, vf_fma(b, vhi, vf_mul(b, vlo)));
+    for (int64_t row = 0; row < rows; row++, y += n) {
+        const float hi = (float)c_hi[row];
+        const float lo = (float)((c_hi[row] - (double)hi) + c_lo[row]);
+        const vf vhi = vf_set1(hi), vlo = vf_set1(lo);
+        int64_t i = 0;
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+            vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
+            vf_store(y + i, vf_fma(a, vhi, vf_mul(a, vlo)));
+            vf_store(y + i + VF_N, vf_fma(b, vhi, vf_mul(b, vlo)));
+        }
+        for (; i < n; i++) y[i] = fmaf(y[i], hi, y[i] * lo);
     }
-    for (; i < n; i++) y[i] = fmaf(y[i], hi, y[i] * lo);
 }
 
-FSM_TARGET static void KNAME(scale_f64)(double *y, int64_t n, double c_hi, double c_lo)
+FSM_TARGET static void KNAME(scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo)
 {
-    const vd vhi = vd_set1(c_hi), vlo = vd_set1(c_lo);
-    int64_t i = 0;
-    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-        vd a = vd_load(y + i), b = vd_load(y + i + VD_N);
-        vd_store(y + i, vd_fma(a, vhi, vd_mul(a, vlo)));
-        vd_store(y + i + VD_N, vd_fma(b, vhi, vd_mul(b, vlo)));
+    for (int64_t row = 0; row < rows; row++, y += n) {
+        const vd vhi = vd_set1(c_hi[row]), vlo = vd_set1(c_lo[row]);
+        int64_t i = 0;
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd a = vd_load(y + i), b = vd_load(y + i + VD_N);
+            vd_store(y + i, vd_fma(a, vhi, vd_mul(a, vlo)));
+            vd_store(y + i + VD_N, vd_fma(b, vhi, vd_mul(b, vlo)));
+        }
+        for (; i < n; i++) y[i] = fma(y[i], c_hi[row], y[i] * c_lo[row]);
     }
-    for (; i < n; i++) y[i] = fma(y[i], c_hi, y[i] * c_lo);
 }
 
 /* y = (x - m) - L in double: x - m is exact, one rounding to float32 at the end. */
-FSM_TARGET static void KNAME(logshift_f32)(const float *x, float *y, int64_t n, float m, double l_hi, double l_lo)
+FSM_TARGET static void KNAME(logshift_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
+                                                const double *l_hi, const double *l_lo)
 {
-    const vd vm = vd_set1(m), vl = vd_set1(l_hi), vll = vd_set1(l_lo);
-    int64_t i = 0;
-    for (; i + VD_N <= n; i += VD_N)
-        vd_store_f32(y + i, vd_sub(vd_sub(vd_sub(vd_load_f32(x + i), vm), vl), vll));
-    for (; i < n; i++) y[i] = (float)((((double)x[i] - (double)m) - l_hi) - l_lo);
+    for (int64_t row = 0; row < rows; row++, x += n, y += n) {
+        const vd vm = vd_set1(m[row]), vl = vd_set1(l_hi[row]), vll = vd_set1(l_lo[row]);
+        int64_t i = 0;
+        for (; i + VD_N <= n; i += VD_N)
+            vd_store_f32(y + i, vd_sub(vd_sub(vd_sub(vd_load_f32(x + i), vm), vl), vll));
+        if (i < n)
+            vd_store_f32_part(y + i, vd_sub(vd_sub(vd_sub(vd_load_f32_part(x + i, n - i, 0.0), vm), vl), vll), n - i);
+    }
 }
 
 /* y = (x - m) - L with both subtractions' errors carried (TwoSum), one rounding at the end. */
@@ -329,18 +343,17 @@ FSM_TARGET static inline vd logshift_f64_one(vd x, vd vm, vd vnegm, vd vl, vd vn
     return vd_add(t, vd_keep_if_gt(corr, t, vd_set1(-HUGE_VAL)));
 }
 
-FSM_TARGET static void KNAME(logshift_f64)(const double *x, double *y, int64_t n, double m, double l_hi, double l_lo)
+FSM_TARGET static void KNAME(logshift_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
+                                                const double *l_hi, const double *l_lo)
 {
-    const vd vm = vd_set1(m), vnegm = vd_set1(-m), vl = vd_set1(l_hi), vnegl = vd_set1(-l_hi), vll = vd_set1(l_lo);
-    int64_t i = 0;
-    for (; i + VD_N <= n; i += VD_N)
-        vd_store(y + i, logshift_f64_one(vd_load(x + i), vm, vnegm, vl, vnegl, vll));
-    if (i < n) {
-        double bx[VD_N], by[VD_N];
-        int64_t r = n - i;
-        for (int k = 0; k < VD_N; k++) bx[k] = k < r ? x[i + k] : 0.0;
-        vd_store(by, logshift_f64_one(vd_load(bx), vm, vnegm, vl, vnegl, vll));
-        memcpy(y + i, by, (size_t)r * sizeof(double));
+    for (int64_t row = 0; row < rows; row++, x += n, y += n) {
+        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
+        const vd vl = vd_set1(l_hi[row]), vnegl = vd_set1(-l_hi[row]), vll = vd_set1(l_lo[row]);
+        int64_t i = 0;
+        for (; i + VD_N <= n; i += VD_N)
+            vd_store(y + i, logshift_f64_one(vd_load(x + i), vm, vnegm, vl, vnegl, vll));
+        if (i < n)
+            vd_store_part(y + i, logshift_f64_one(vd_load_part(x + i, n - i, 0.0), vm, vnegm, vl, vnegl, vll), n - i);
     }
 }
 
@@ -492,11 +505,11 @@ FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64
 
 static const fsm_kernels KNAME(kernel_set) = {
     FSM_ISA_NAME, FSM_ISA_ALGORITHM, VF_N, VD_N,
-    KNAME(max_f32), KNAME(max_f64),
-    KNAME(expsum_store_f32), KNAME(expsum_store_f64),
-    KNAME(expsum_exclmax_f32), KNAME(expsum_exclmax_f64),
-    KNAME(scale_f32), KNAME(scale_f64),
-    KNAME(logshift_f32), KNAME(logshift_f64),
+    KNAME(max_rows_f32), KNAME(max_rows_f64),
+    KNAME(expsum_store_rows_f32), KNAME(expsum_store_rows_f64),
+    KNAME(expsum_exclmax_rows_f32), KNAME(expsum_exclmax_rows_f64),
+    KNAME(scale_rows_f32), KNAME(scale_rows_f64),
+    KNAME(logshift_rows_f32), KNAME(logshift_rows_f64),
     KNAME(col_max_f32), KNAME(col_max_f64),
     KNAME(col_expsum_store_f32), KNAME(col_expsum_store_f64),
     KNAME(col_expsum_exclmax_f32), KNAME(col_expsum_exclmax_f64),
