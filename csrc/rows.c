@@ -89,6 +89,7 @@ static int effective_threads(int requested, int64_t work, int64_t tasks)
 #if FSM_HAVE_OPENMP
     if (in_forked_child) return 1;
     int t = requested > 0 ? requested : fsm_default_threads();
+    if (t > omp_get_num_procs()) t = omp_get_num_procs();  /* more threads than CPUs never helps */
     int64_t by_work = work / FSM_MIN_WORK;
     if (by_work < t) t = (int)(by_work > 0 ? by_work : 1);
     if (tasks < t) t = (int)(tasks > 0 ? tasks : 1);

@@ -50,7 +50,7 @@ def as_rows(x, axis):
 
 def assert_accurate(name, x, axis, got):
     """<= 2 ulp against the high-precision reference, over outputs in the normal range."""
-    if fastsoftmax._core._kernel_layout(x, axis) is None or np.isnan(x).any():
+    if fastsoftmax._core._kernel_route(x, axis) == "fallback" or np.isnan(x).any():
         return  # the NumPy fallback: NumPy's accuracy
     rows = as_rows(x, axis)
     if rows.shape[1] == 0:

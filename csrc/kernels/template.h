@@ -7,7 +7,7 @@
  * these operations, so the ISAs differ only in summation order across lanes.
  *
  * exp for float32 data ("dexp_rr1_p6"), with d = x - m formed in double (exact, see fastsoftmax.h):
- *   d  = max(d, -110)                 exp(-110) < 2^-150: rounds to 0 in float32 anyway
+ *   d  = max(d, -110)                 exp(-110) < 2^-150: 0 in float32; lanes below give exactly 0
  *   t  = d*log2(e) + (0x1.8p52+1023)  magic-bias rounding: t's low mantissa bits hold n + 1023
  *   n  = t - (0x1.8p52+1023)          n = round(d / ln2)
  *   r  = d - n*ln2                    one constant: |n| <= 159, error < 2^-45, |r| <= 0.3466
@@ -50,9 +50,9 @@
 
 /* ---- the two exponentials ---- */
 
-FSM_TARGET static inline vd exp_for_f32(vd d)
+FSM_TARGET static inline vd exp_for_f32(vd d0)
 {
-    d = vd_clamp_lo(vd_set1(EXP32_LO), d);
+    vd d = vd_clamp_lo(vd_set1(EXP32_LO), d0);
     vd t = vd_fma(d, vd_set1(LOG2E), vd_set1(MAGIC32));
     vd n = vd_sub(t, vd_set1(MAGIC32));
     vd r = vd_fma(n, vd_set1(-LN2), d);
@@ -62,7 +62,8 @@ FSM_TARGET static inline vd exp_for_f32(vd d)
     p = vd_fma(p, r, vd_set1(0x1.000000287e0bep-1));
     p = vd_fma(p, r, vd_set1(0x1.000000a21065fp+0));
     p = vd_fma(p, r, vd_set1(1.0));
-    return vd_mul(p, vd_pow2_bits(t));
+    /* below the clamp the answer is exactly 0 (not exp(-110)): sums of log ops stay exact */
+    return vd_keep_if_gt(vd_mul(p, vd_pow2_bits(t)), d0, vd_set1(EXP32_LO));
 }
 
 /* exp(x - m) for float64, x - m carried exactly; also returns d = fl(x - m) for the max test. */

@@ -6,11 +6,6 @@ import operator
 
 import numpy as np
 
-try:  # NumPy >= 2.0
-    from numpy.lib.array_utils import normalize_axis_tuple
-except ImportError:  # NumPy 1.26
-    from numpy.core.numeric import normalize_axis_tuple
-
 
 def check_threads(threads):
     """Return -1 for the default policy, else the positive int cap; ValueError otherwise."""
@@ -18,7 +13,10 @@ def check_threads(threads):
         return -1
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be None or a positive integer, got {threads!r}")
-    return int(threads)
+    return int(min(threads, MAX_THREADS))  # a cap: more than the machine has means no cap
+
+
+MAX_THREADS = 1 << 16
 
 
 def check_out(out, shape, dtype, x):
@@ -47,16 +45,22 @@ def is_same_memory(a, b):
             and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
 
 
+def _axis_index(a, ndim):
+    if isinstance(a, (bool, np.bool_)):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {a!r}")
+    a = operator.index(a)  # TypeError for floats, strings, ...
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(a, ndim)
+    return a % ndim
+
+
 def reduced_axes(axis, ndim):
     """Normalise ``axis`` (None, int or tuple) to a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, tuple):
-        axes = tuple(operator.index(a) for a in axis)
-        try:
-            return tuple(sorted(normalize_axis_tuple(axes, ndim)))
-        except ValueError as e:
-            if "repeated" in str(e):
-                raise ValueError(f"duplicate value in 'axis': {axis!r}") from None
-            raise
-    return normalize_axis_tuple(operator.index(axis), ndim)
+        axes = [_axis_index(a, ndim) for a in axis]
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"duplicate value in 'axis': {axis!r}")
+        return tuple(sorted(axes))
+    return (_axis_index(axis, ndim),)

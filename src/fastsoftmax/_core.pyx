@@ -49,7 +49,7 @@ def set_isa(name):
     """Use the kernels of ISA ``name`` ("auto" = the best this CPU supports). Returns the ISA now in use."""
     if not isinstance(name, str):
         raise TypeError(f"ISA name must be a str, got {type(name).__name__}")
-    if fsm_set_isa(name.encode()) != 0:
+    if "\x00" in name or fsm_set_isa(name.encode()) != 0:
         raise ValueError(f"ISA {name!r} is not available here; available: {available_isas()}")
     return current_isa()
 
@@ -117,10 +117,8 @@ cdef int _axes_mask(object axis, int nd, bint *reduced) except -1:
         return 0
     for k in range(nd):
         reduced[k] = False
-    if type(axis) is int:
+    if type(axis) is int and -nd <= axis < nd:
         ax = axis
-        if ax < -nd or ax >= nd:
-            raise np.exceptions.AxisError(ax, nd)
         reduced[ax + nd if ax < 0 else ax] = True
         return 0
     for ax in reduced_axes(axis, nd):
@@ -178,10 +176,10 @@ cdef bint _out_ok_fast(cnp.ndarray a, object out):
 
 
 cdef object _kernel_input(object x, bint allow_bool):
-    """x as an ndarray the kernel takes (float32/float64, native order), or None for the fallback."""
+    """x as an ndarray of float32/float64 for the kernel (possibly byte-swapped), or None: fallback."""
     cdef cnp.ndarray a = x if cnp.PyArray_CheckExact(x) else np.asarray(x)
     cdef int t = cnp.PyArray_TYPE(a)
-    if (t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and cnp.PyArray_ISNOTSWAPPED(a):
+    if t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE:
         return a
     kind = a.dtype.kind
     if kind in "iu" or (allow_bool and kind == "b"):
@@ -189,8 +187,20 @@ cdef object _kernel_input(object x, bint allow_bool):
     return None
 
 
+cdef object _band_copy(cnp.ndarray a, bint *reduced):
+    """One native C-ordered copy of a with the reduced axes moved last, and the axis order used."""
+    cdef int k, nd = cnp.PyArray_NDIM(a)
+    order = [k for k in range(nd) if not reduced[k]] + [k for k in range(nd) if reduced[k]]
+    return np.array(a.transpose(order), dtype=a.dtype.newbyteorder("="), order="C"), order
+
+
+cdef bint _direct(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64_t *inner):
+    """True when the kernel can read a in place (native order, reduced axes one band in memory)."""
+    return cnp.PyArray_ISNOTSWAPPED(a) and _layout(a, reduced, outer, n, inner)
+
+
 cdef object _elementwise(fsm_op op, object x, object axis, object out, object threads):
-    cdef int nt = _threads(threads)
+    cdef int nt = _threads(threads), nd, nred
     cdef bint reduced[MAX_DIMS]
     cdef int64_t outer, n, inner
     cdef cnp.ndarray a, y
@@ -203,8 +213,20 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
     if cnp.PyArray_NDIM(a) == 0 or cnp.PyArray_NDIM(a) > MAX_DIMS:
         return fallback(a, axis, out=out, threads=threads)
     _axes_mask(axis, cnp.PyArray_NDIM(a), reduced)
-    if cnp.PyArray_SIZE(a) == 0 or not _layout(a, reduced, &outer, &n, &inner):
+    if cnp.PyArray_SIZE(a) == 0:
         return fallback(a, axis, out=out, threads=threads)
+    if not _direct(a, reduced, &outer, &n, &inner):
+        # strided, reversed, byte-swapped or reduced axes not one band: one copy, then the kernel
+        if out is not None:
+            check_out(out, (<object>a).shape, a.dtype.newbyteorder("="), a)
+        c, order = _band_copy(a, reduced)
+        nd = len(order)
+        nred = sum(reduced[k] for k in range(nd))
+        y = _elementwise(op, c, tuple(range(nd - nred, nd)), None, threads).transpose(np.argsort(order))
+        if out is None:
+            return y
+        np.copyto(out, y)
+        return out
     if out is None:
         y = PyArray_NewLikeArray(a, cnp.NPY_KEEPORDER, NULL, 0)
     elif _out_ok_fast(a, out):
@@ -225,17 +247,16 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
     return y
 
 
-def _kernel_layout(x, axis=None, bint allow_bool=False):
-    """(outer, n, inner) if softmax(x, axis) runs in the C kernel, else None (the NumPy fallback)."""
+def _kernel_route(x, axis=None, bint allow_bool=False):
+    """How softmax(x, axis) is computed: "direct" (the kernel reads x in place), "copy" (one copy into
+    the kernel's layout, then the kernel) or "fallback" (NumPy)."""
     cdef bint reduced[MAX_DIMS]
     cdef int64_t outer, n, inner
     ak = _kernel_input(x, allow_bool)
     if ak is None or np.ndim(ak) == 0 or np.ndim(ak) > MAX_DIMS or np.size(ak) == 0:
-        return None
+        return "fallback"
     _axes_mask(axis, np.ndim(ak), reduced)
-    if not _layout(ak, reduced, &outer, &n, &inner):
-        return None
-    return (outer, n, inner)
+    return "direct" if _direct(ak, reduced, &outer, &n, &inner) else "copy"
 
 
 def softmax(x, axis=None, *, out=None, threads=None):
@@ -353,8 +374,18 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     if nd == 0 or nd > MAX_DIMS:
         return _fallback.logsumexp(arr, axis, None, keepdims, return_sign, threads=threads)
     _axes_mask(axis, nd, reduced)
-    if cnp.PyArray_SIZE(arr) == 0 or not _layout(arr, reduced, &outer, &n, &inner):
+    if cnp.PyArray_SIZE(arr) == 0:
         return _fallback.logsumexp(arr, axis, None, keepdims, return_sign, threads=threads)
+    if not _direct(arr, reduced, &outer, &n, &inner):
+        c, order = _band_copy(arr, reduced)
+        nred = sum(reduced[k] for k in range(nd))
+        out = np.asarray(logsumexp(c, tuple(range(nd - nred, nd)), None, False, False, threads=threads))
+        if keepdims:
+            out = np.expand_dims(out, tuple(k for k in range(nd) if reduced[k]))
+        if return_sign:
+            sgn = np.where(np.isnan(out), np.nan, np.where(out == -np.inf, 0.0, 1.0)).astype(out.dtype)
+            return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
+        return out[()] if out.ndim == 0 else out
     kept = [k for k in range(nd) if not reduced[k]]
     strides = arr.strides
     mem_order = sorted(kept, key=lambda ax: -strides[ax])   # outer axes, then inner axes

@@ -6,7 +6,7 @@ and no floating-point RuntimeWarning is emitted). The fast path is tested agains
 """
 import numpy as np
 
-from ._checks import check_out, check_threads
+from ._checks import check_out, check_threads, reduced_axes
 
 
 def _as_input(x, name):
@@ -21,12 +21,19 @@ def _as_input(x, name):
     return x
 
 
+def _prepare(x, axis, out, threads, name):
+    check_threads(threads)
+    x = _as_input(x, name)
+    if x.ndim > 0:  # (scipy lets a 0-d array take axis 0 or -1, as np.max does)
+        axis = reduced_axes(axis, x.ndim)
+    if out is not None:
+        check_out(out, x.shape, x.dtype.newbyteorder("="), x)
+    return x, axis
+
+
 def softmax(x, axis=None, *, out=None, threads=None):
     """softmax(x) = exp(x - max) / sum(exp(x - max)) along ``axis``; see fastsoftmax.softmax."""
-    check_threads(threads)
-    x = _as_input(x, "softmax")
-    if out is not None:
-        check_out(out, x.shape, x.dtype, x)
+    x, axis = _prepare(x, axis, out, threads, "softmax")
     with np.errstate(all="ignore"):
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         s = np.sum(e, axis=axis, keepdims=True)
@@ -37,10 +44,7 @@ def softmax(x, axis=None, *, out=None, threads=None):
 
 def log_softmax(x, axis=None, *, out=None, threads=None):
     """log_softmax(x) = x - max - log(sum(exp(x - max))) along ``axis``; see fastsoftmax.log_softmax."""
-    check_threads(threads)
-    x = _as_input(x, "log_softmax")
-    if out is not None:
-        check_out(out, x.shape, x.dtype, x)
+    x, axis = _prepare(x, axis, out, threads, "log_softmax")
     with np.errstate(all="ignore"):
         m = np.max(x, axis=axis, keepdims=True)
         m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))  # scipy: a non-finite max shifts by 0
@@ -52,6 +56,10 @@ def log_softmax(x, axis=None, *, out=None, threads=None):
 
 
 def _lse_dtype(a, b):
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {a.dtype}")
+    if b is not None and b.dtype.kind not in "biufc":
+        raise TypeError(f"logsumexp: b must be a real or complex numeric array, got dtype {b.dtype}")
     dt = np.result_type(a, b) if b is not None else a.dtype
     if dt.kind in "biu":
         return np.dtype(np.float64)
@@ -73,7 +81,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
         a, b = np.broadcast_arrays(a, b)
     a = np.atleast_1d(a)
     b = np.atleast_1d(b) if b is not None else None
-    axes = tuple(range(a.ndim)) if axis is None else axis
+    axes = reduced_axes(axis, a.ndim)
     with np.errstate(all="ignore"):
         if a.size == 0:
             shape = np.array(a.shape)
