@@ -87,7 +87,7 @@ static int busy_add(int v) { return __atomic_fetch_add(&threads_busy, v, __ATOMI
 static int effective_threads(int requested, int64_t work, int64_t tasks)
 {
 #if FSM_HAVE_OPENMP
-    if (in_forked_child) return 1;
+    if (in_forked_child || work < 2 * FSM_MIN_WORK || requested == 1) return 1;  /* no team: no need to ask */
     int t = requested > 0 ? requested : fsm_default_threads();
     if (t > omp_get_num_procs()) t = omp_get_num_procs();  /* more threads than CPUs never helps */
     int64_t by_work = work / FSM_MIN_WORK;

@@ -70,6 +70,17 @@ def default_threads():
     return fsm_default_threads()
 
 
+cdef int _compute(fsm_op op, fsm_dtype dt, const void *px, void *py,
+                  int64_t outer, int64_t n, int64_t inner, int nt) noexcept:
+    """Run the C driver, without the GIL unless the call is tiny (releasing it costs more than the work)."""
+    cdef int rc
+    if outer * n * inner < 4096:
+        return fsm_compute(op, dt, px, py, outer, n, inner, nt)
+    with nogil:
+        rc = fsm_compute(op, dt, px, py, outer, n, inner, nt)
+    return rc
+
+
 cdef inline int _threads(object threads) except -2:
     if threads is None:
         return -1
@@ -240,8 +251,7 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
     cdef const void *px = cnp.PyArray_DATA(a)
     cdef void *py = cnp.PyArray_DATA(y)
     cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT else FSM_F64
-    with nogil:
-        rc = fsm_compute(op, dt, px, py, outer, n, inner, nt)
+    rc = _compute(op, dt, px, py, outer, n, inner, nt)
     if rc != 0:
         raise MemoryError("fastsoftmax: out of memory for per-block scratch")
     return y
@@ -393,8 +403,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     cdef const void *px = cnp.PyArray_DATA(arr)
     cdef void *py = cnp.PyArray_DATA(res)
     cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT else FSM_F64
-    with nogil:
-        rc = fsm_compute(FSM_LOGSUMEXP, dt, px, py, outer, n, inner, nt)
+    rc = _compute(FSM_LOGSUMEXP, dt, px, py, outer, n, inner, nt)
     if rc != 0:
         raise MemoryError("fastsoftmax: out of memory for per-block scratch")
     out = res.transpose(np.argsort(mem_order)) if mem_order != kept else res
