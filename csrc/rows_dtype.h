@@ -147,7 +147,7 @@ static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int
     if (!bs) return -1;
     FSM_PARALLEL(threads)
     {
-        FSM_FOR_STATIC
+        FSM_FOR_DYNAMIC
         for (int64_t b = 0; b < nb; b++) {
             int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
             KF(block_pass1)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b]);
@@ -155,7 +155,7 @@ static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int
         FSM_SINGLE
         KF(merge)(op, bs, nb, &r);
         if (op != FSM_LOGSUMEXP) {
-            FSM_FOR_STATIC
+            FSM_FOR_DYNAMIC
             for (int64_t b = 0; b < nb; b++) {
                 int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
                 KF(block_pass2)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
@@ -259,7 +259,7 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
     {
         T *scratch = use_scratch ? (T *)malloc((size_t)(n * (width + pad)) * sizeof(T)) : NULL;
         if (use_scratch && !scratch) failed = 1;
-        FSM_FOR_STATIC
+        FSM_FOR_DYNAMIC
         for (int64_t t = 0; t < outer * chunks; t++) {
             int64_t o = t / chunks, j0 = (t % chunks) * width;
             int64_t cols = inner - j0 < width ? inner - j0 : width;
