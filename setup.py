@@ -76,7 +76,8 @@ ext = Extension(
     "fastsoftmax._core",
     sources=SOURCES,
     include_dirs=["csrc", numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # the wheel is built against NumPy 2.x and must load on NumPy 1.26 too
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
 )
 
 setup(
