@@ -7,11 +7,12 @@
  * these operations, so the ISAs differ only in summation order across lanes.
  *
  * exp for float32 data ("dexp_rr1_p6"), with d = x - m formed in double (exact, see fastsoftmax.h):
- *   d  = max(d, -110)                 exp(-110) < 2^-150: 0 in float32; lanes below give exactly 0
+ *   d  = max(d, -1023 ln2)            below: n = -1023, whose 2^n bits are those of +0: e = 0 exactly
  *   t  = d*log2(e) + (0x1.8p52+1023)  magic-bias rounding: t's low mantissa bits hold n + 1023
  *   n  = t - (0x1.8p52+1023)          n = round(d / ln2)
- *   r  = d - n*ln2                    one constant: |n| <= 159, error < 2^-45, |r| <= 0.3466
- *   p  = c0 + r(c1 + ... r c6)        near-minimax on [-0.3466, 0.3466], relative error 2^-28.5
+ *   r  = d - n*ln2                    one constant: |n| <= 1023, error < 2^-43, |r| <= 0.3466
+ *   p  = c0 + c1 r + ... + c6 r^6     near-minimax on [-0.3466, 0.3466], relative error 2^-28.5,
+ *                                     evaluated by Estrin's scheme (short dependency chain)
  *   e  = p * 2^n                      2^n = bits(t) << 52
  * e is rounded to float32 once when stored: 0.5 ulp + 0.09 ulp.
  *
@@ -45,25 +46,26 @@
 #define LN2_LO 0x1.a39ef35793c76p-33
 #define MAGIC32 (0x1.8p52 + 1023.0)
 #define MAGIC64 (0x1.8p52 + 1077.0)
-#define EXP32_LO (-110.0)
+#define EXP32_LO (-0x1.628b76e3a7b61p+9) /* -1023 ln 2: n = -1023 makes 2^n exactly +0 */
 #define EXP64_LO (-745.2)
 
 /* ---- the two exponentials ---- */
 
-FSM_TARGET static inline vd exp_for_f32(vd d0)
+FSM_TARGET static inline vd exp_for_f32(vd d)
 {
-    vd d = vd_clamp_lo(vd_set1(EXP32_LO), d0);
+    d = vd_clamp_lo(vd_set1(EXP32_LO), d);
     vd t = vd_fma(d, vd_set1(LOG2E), vd_set1(MAGIC32));
     vd n = vd_sub(t, vd_set1(MAGIC32));
     vd r = vd_fma(n, vd_set1(-LN2), d);
-    vd p = vd_fma(vd_set1(0x1.6d753f9d0edb6p-10), r, vd_set1(0x1.126fb4b28494dp-7));
-    p = vd_fma(p, r, vd_set1(0x1.5554acd3f7a6dp-5));
-    p = vd_fma(p, r, vd_set1(0x1.55540423d0fe2p-3));
-    p = vd_fma(p, r, vd_set1(0x1.000000287e0bep-1));
-    p = vd_fma(p, r, vd_set1(0x1.000000a21065fp+0));
-    p = vd_fma(p, r, vd_set1(1.0));
-    /* below the clamp the answer is exactly 0 (not exp(-110)): sums of log ops stay exact */
-    return vd_keep_if_gt(vd_mul(p, vd_pow2_bits(t)), d0, vd_set1(EXP32_LO));
+    /* Estrin: the same polynomial with a shorter dependency chain (latency, not op count, limits) */
+    vd r2 = vd_mul(r, r);
+    vd p01 = vd_fma(vd_set1(0x1.000000a21065fp+0), r, vd_set1(1.0));
+    vd p23 = vd_fma(vd_set1(0x1.55540423d0fe2p-3), r, vd_set1(0x1.000000287e0bep-1));
+    vd p45 = vd_fma(vd_set1(0x1.126fb4b28494dp-7), r, vd_set1(0x1.5554acd3f7a6dp-5));
+    vd p46 = vd_fma(vd_set1(0x1.6d753f9d0edb6p-10), r2, p45);
+    vd p26 = vd_fma(p46, r2, p23);
+    vd p = vd_fma(p26, r2, p01);
+    return vd_mul(p, vd_pow2_bits(t));
 }
 
 /* exp(x - m) for float64, x - m carried exactly; also returns d = fl(x - m) for the max test. */

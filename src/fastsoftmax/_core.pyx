@@ -84,6 +84,8 @@ cdef int _compute(fsm_op op, fsm_dtype dt, const void *px, void *py,
 cdef inline int _threads(object threads) except -2:
     if threads is None:
         return -1
+    if type(threads) is int and 0 < threads <= 65536:
+        return threads
     return check_threads(threads)
 
 
