@@ -6,7 +6,8 @@ Data per dtype (all C-contiguous):
 * "vocab": 2 rows of 128256 (standard normal x3 and x10): long sums;
 * "axis1": shape (2, 21, 32, 32) x5, reduced over axis 1 (the strided/column code paths).
 
-Reported per candidate, op and dtype: max and mean ulp error over normal-range outputs, and
+Reported per candidate, op and dtype: max and mean ulp error over normal-range outputs, the
+share of outputs within 1 ulp, and
 max |row sum - 1| (softmax: sum of the outputs; log_softmax: sum of exp(outputs); summed in
 the wide dtype so the summation itself adds nothing measurable).
 """
@@ -39,7 +40,7 @@ def run_all(cands, ops, dtypes, quick=False, log=print):
                 continue
             cand.set_threads(1)
             for op in ops:
-                worst, mean_acc, n_acc, rowsum, failed, note = 0.0, 0.0, 0, None, "", ""
+                worst, mean_acc, in1_acc, n_acc, rowsum, failed, note = 0.0, 0.0, 0.0, 0, None, "", ""
                 with ThreadLimits(1):
                     for name, x, axis in data:
                         try:
@@ -53,16 +54,18 @@ def run_all(cands, ops, dtypes, quick=False, log=print):
                             break
                         if y.dtype != np.dtype(dtype):
                             note = f"returns {y.dtype}"
-                        mx, mean, n = reference.ulp_errors(y, refs[(op, name)], dtype)
+                        mx, mean, in1, n = reference.ulp_errors(y, refs[(op, name)], dtype)
                         worst = max(worst, mx)
                         mean_acc += mean * n
+                        in1_acc += in1 * n
                         n_acc += n
                         if op != "logsumexp":
                             e = reference.row_sum_error(op, y, axis, dtype)
                             rowsum = e if rowsum is None else max(rowsum, e)
                 row = {"candidate": cand.name, "op": op, "dtype": np.dtype(dtype).name}
                 if not failed and n_acc:
-                    row.update(max_ulp=worst, mean_ulp=mean_acc / n_acc, max_row_sum_err=rowsum,
+                    row.update(max_ulp=worst, mean_ulp=mean_acc / n_acc, within_1ulp=in1_acc / n_acc,
+                               max_row_sum_err=rowsum,
                                outputs=n_acc)
                 if failed or note:
                     row["note"] = failed or note
@@ -70,7 +73,7 @@ def run_all(cands, ops, dtypes, quick=False, log=print):
                 if "max_ulp" in row:
                     rs = "" if rowsum is None else f", max |row sum - 1| {rowsum:.2e}"
                     log(f"  accuracy {np.dtype(dtype).name} {op:<11} {cand.name:<12} max {worst:7.3f} ulp, "
-                        f"mean {mean_acc / n_acc:.3f}{rs}")
+                        f"mean {mean_acc / n_acc:.3g}, {100 * in1_acc / n_acc:.2f}% within 1 ulp{rs}")
                 else:
                     log(f"  accuracy {np.dtype(dtype).name} {op:<11} {cand.name:<12} {row.get('note')}")
     return rows

@@ -22,6 +22,7 @@ class Candidate:
     label = "?"
     kind = "library"          # "library" or "reference"
     numpy_allocations = True  # are its allocations visible to tracemalloc?
+    multithreaded = False     # does a thread count change what it does?
 
     def __init__(self):
         self.ok, self.note = True, ""
@@ -46,6 +47,7 @@ def _import(name):
 
 class FastSoftmax(Candidate):
     name, label = "fastsoftmax", "fastsoftmax"
+    multithreaded = True
 
     def __init__(self):
         super().__init__()
@@ -118,6 +120,7 @@ class Scipy(Candidate):
 class Torch(Candidate):
     name, label = "torch", "torch"
     numpy_allocations = False
+    multithreaded = True
 
     def __init__(self):
         super().__init__()
@@ -152,6 +155,7 @@ class OnnxRuntime(Candidate):
     """A one-node model (Softmax / LogSoftmax / ReduceLogSumExp, opset 13) built in memory."""
     name, label = "onnxruntime", "onnxruntime"
     numpy_allocations = False
+    multithreaded = True
     _NODE = {"softmax": "Softmax", "log_softmax": "LogSoftmax", "logsumexp": "ReduceLogSumExp"}
 
     def __init__(self):

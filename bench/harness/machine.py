@@ -70,6 +70,28 @@ def usable_cpus():
         return os.cpu_count() or 1
 
 
+def build_info():
+    """The repository commit (with '+dirty' for local changes) and when the extension was built."""
+    import subprocess
+    import fastsoftmax
+    info = {}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode == 0:
+            dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no",
+                                    "--", "csrc", "src"], capture_output=True, text=True, timeout=10)
+            info["git_commit"] = rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    core = getattr(getattr(fastsoftmax, "_core", None), "__file__", None)
+    if core:
+        mtime = datetime.datetime.fromtimestamp(os.path.getmtime(core), datetime.timezone.utc)
+        info["extension_built_utc"] = mtime.strftime("%Y-%m-%d %H:%M UTC")
+    return info
+
+
 def describe(versions):
     """Everything the report prints about where and when it was measured."""
     info = _cpuinfo()
@@ -101,6 +123,7 @@ def describe(versions):
         "loadavg_start": list(load) if load else None,
         "numpy_simd": numpy_simd,
         "fastsoftmax": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
+        "build": build_info(),
         "versions": versions,
     }
 

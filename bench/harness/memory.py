@@ -13,6 +13,8 @@ rows (library initialisation, thread pools, ONNX session), then for the full-siz
 * tracemalloc (candidates whose buffers are NumPy allocations, which NumPy reports to it): the
   traced peak during a call minus the result's bytes.
 
+The child runs with a fixed glibc mmap threshold (128 KiB), so every large buffer is a mapping
+of its own that is unmapped when freed, and all calls start from the same baseline.
 Where clear_refs is not available the RSS columns are reported as unavailable.
 """
 import gc
@@ -62,7 +64,8 @@ def worker(spec):
     cand = avail[0]
     cand.set_threads(1)
     rng = np.random.default_rng(7)
-    x = rng.standard_normal(tuple(shape), dtype=np.float64).astype(dtype)
+    x = rng.standard_normal(tuple(shape), dtype=dtype)
+    x *= 3
     small = np.ascontiguousarray(x[:2])
     with candidates.ThreadLimits(1):
         warm = cand.fresh(op, small, axis, 1)
@@ -109,7 +112,11 @@ def run_all(cands, ops, dtype, shape, axis, run_py, log=print):
     for op in ops:
         for cand in cands:
             spec = {"name": cand.name, "op": op, "dtype": np.dtype(dtype).name, "shape": list(shape), "axis": axis}
-            env = dict(os.environ, OMP_NUM_THREADS="1")
+            # a fixed mmap threshold: every large buffer is its own mapping, returned to the OS when
+            # freed, so each call's peak is measured from the same baseline (glibc otherwise raises the
+            # threshold after the first free and later calls reuse already-resident heap memory)
+            env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="131072",
+                       MALLOC_TRIM_THRESHOLD_="131072")
             try:
                 proc = subprocess.run([sys.executable, run_py, "--memory-worker", json.dumps(spec)],
                                       capture_output=True, text=True, timeout=300, env=env)

@@ -15,11 +15,17 @@ import time
 _clock = time.perf_counter
 
 
-def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None):
+def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None, gap_s=0.0, slow_s=0.5,
+            cap_s=None, keep="fastsoftmax"):
     """Time each callable in ``fns`` (name -> callable, already warmed up once).
 
     ``first_times`` (name -> seconds of the warm-up call) lets slow callables skip the
-    calibration call. Returns name -> dict(median, q1, q3, min, samples, k).
+    calibration call, and a warm-up call longer than ``slow_s`` counts as the first sample
+    (for out-of-cache sizes a call leaves nothing warm for the next). ``gap_s``: a pause before each sample, so that the worker threads a
+    multi-threaded candidate leaves spinning have gone to sleep before the next one is timed.
+    ``cap_s``: a candidate (other than ``keep``) whose call is that slow gets only
+    ceil(cap_s / call time) samples, at least one: a 10 s call does not need three.
+    Returns name -> dict(median, q1, q3, min, samples, k).
     """
     first_times = first_times or {}
     gc_was = gc.isenabled()
@@ -45,11 +51,17 @@ def measure(fns, *, repeats, sample_s, budget_s, min_repeats=3, first_times=None
         round_cost = sum(single[n] * ks[n] for n in fns)
         rounds = max(min_repeats, min(repeats, int(budget_s / max(round_cost, 1e-9))))
         names = list(fns)
-        samples = {n: [] for n in names}
+        samples = {n: ([first_times[n]] if first_times.get(n, 0) >= slow_s else []) for n in names}
+        wanted = {n: rounds if (cap_s is None or n == keep) else
+                  min(rounds, max(1, math.ceil(cap_s / max(single[n], 1e-9)))) for n in names}
         for r in range(rounds):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
+                if len(samples[name]) >= wanted[name]:
+                    continue
                 fn, k = fns[name], ks[name]
+                if gap_s:
+                    time.sleep(gap_s)
                 if single[name] < 0.02:
                     fn()  # untimed: caches and thread pool as in a loop of calls
                 t0 = _clock()
