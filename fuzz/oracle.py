@@ -5,11 +5,14 @@ executable specification) with the same arguments and asserts the documented con
 
 * both raise, with the same exception class, or both return results of the same structure
   (scalar or array, shape, dtype; a tuple for ``return_sign``);
-* where the C kernel runs (float32/float64 native-order data whose reduced axes form one contiguous
-  band, see ``kernel_route``), every value is within 2 ulp of the specification evaluated in wider
+* where the C kernel runs (float32/float64 data of any layout, integers; see ``kernel_route``),
+  every value is within 2 ulp of the specification evaluated in wider
   precision (float64 for float32 data, long double for float64 data) -- the documented accuracy;
-  logsumexp in ulp of max(|result|, |row max|); NaN and +-inf exactly where the specification has them;
-* everywhere else the result is the fallback's, value for value;
+  logsumexp in ulp of max(|result|, |row max|); NaN and +-inf exactly where the specification has
+  them; outputs below the normal range (not covered by the documented bound) within the smallest
+  normal number of the reference;
+* everywhere else (float16, long double, complex, ``b``, 0-d, empty) the result is the
+  fallback's, value for value;
 * the input is not modified (unless it is ``out``), an ``out`` that is accepted is returned, and a
   call that raises leaves ``out`` untouched.
 
@@ -27,13 +30,20 @@ from fastsoftmax import _fallback
 
 OPS = ("softmax", "log_softmax", "logsumexp")
 
-#: Exceptions the public functions document for invalid arguments (docs/errors.md).
+#: Exceptions the public functions document for invalid arguments (README "Invalid arguments"; AxisError is a
+#: ValueError).
 DOCUMENTED_ERRORS = (TypeError, ValueError)
 
 ULP_TOL = 2.0
 # Where long double is no wider than double there is no better reference for float64 data.
 _LD_WIDE = np.finfo(np.longdouble).nmant >= 60
 F64_TOL = ULP_TOL if _LD_WIDE else ULP_TOL + 1.0
+
+
+# Outputs below the normal range are outside the documented 2 ulp (README, "Accuracy"); they
+# must still be tiny: within this absolute error of the reference.
+SUBNORMAL_ABS = {np.float32: float(np.finfo(np.float32).smallest_normal),
+                 np.float64: float(np.finfo(np.float64).smallest_normal)}
 
 
 class OracleError(AssertionError):
@@ -88,28 +98,40 @@ def normalize_axes(axis, ndim):
 
 
 def kernel_input(op, x):
-    """The array the kernel would see (integers, and booleans for logsumexp, become float64), or None."""
+    """The float32/float64 array the kernel computes on (integers, and booleans for logsumexp,
+    become float64; any byte order), or None when the call goes to the NumPy fallback."""
     try:
         a = np.asarray(x)
     except Exception:
         return None
     if a.dtype.kind in "iu" or (op == "logsumexp" and a.dtype.kind == "b"):
         a = a.astype(np.float64)
-    if a.dtype.type not in (np.float32, np.float64) or not a.dtype.isnative:
+    if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
         return None
     return a
 
 
 def kernel_route(op, x, axis=None, b=None):
-    """True when fastsoftmax runs the C kernel for this call (see module docstring)."""
+    """True when fastsoftmax computes this call with the C kernel (README, "Where the C kernel
+    runs"): float32/float64 data of any layout and byte order (other layouts are copied once),
+    integers as float64, at least one dimension, not empty, no ``b``."""
     if op == "logsumexp" and b is not None:
         return False
     a = kernel_input(op, x)
     if a is None or a.ndim == 0 or a.size == 0 or a.ndim > 64:
         return False
-    axes = normalize_axes(axis, a.ndim)
-    if axes is None:
+    return normalize_axes(axis, a.ndim) is not None
+
+
+def direct_route(op, x, axis=None, b=None):
+    """True when the kernel reads the data in place: native byte order and the reduced axes one
+    contiguous band in memory (no copy)."""
+    if not kernel_route(op, x, axis, b):
         return False
+    a = kernel_input(op, x)
+    if not a.dtype.isnative:
+        return False
+    axes = normalize_axes(axis, a.ndim)
     dims = [(a.strides[k], a.shape[k], k in axes) for k in range(a.ndim) if a.shape[k] != 1]
     dims.sort(key=lambda d: -d[0])                       # memory order, outermost first
     expected = a.itemsize
@@ -177,16 +199,26 @@ def ulp(v, dtype):
     return np.ldexp(np.ones((), w), (e - fi.nmant).astype(np.int32))
 
 
-def ulp_errors(got, ref, scale, dtype):
-    """|got - ref| in ulp(scale); +inf where the special-value pattern (NaN, +-inf) differs."""
+def ulp_errors(got, ref, scale, dtype, subnormal_abs=None):
+    """|got - ref| in ulp(scale); +inf where the special-value pattern (NaN, +-inf) differs.
+
+    The documented accuracy covers outputs in the normal range (README). Where ``scale`` is below
+    the smallest normal number and ``subnormal_abs`` is given, an absolute error up to
+    ``subnormal_abs`` counts as 0 ulp (see test_properties' xfail for a known subnormal issue).
+    """
     w = wide_dtype(dtype)
     got = np.asarray(got)
     gw = got.astype(w)
-    ref_r = np.asarray(ref).astype(dtype)          # the correctly rounded result
+    with np.errstate(all="ignore"):
+        ref_r = np.asarray(ref).astype(dtype)      # the correctly rounded result
     special = ~np.isfinite(ref_r) | ~np.isfinite(got)
     same_special = (np.isnan(ref_r) & np.isnan(got)) | (ref_r == got)
     with np.errstate(all="ignore"):
-        err = np.abs(gw - np.asarray(ref, dtype=w)) / ulp(scale, dtype)
+        diff = np.abs(gw - np.asarray(ref, dtype=w))
+        err = diff / ulp(scale, dtype)
+    if subnormal_abs is not None:
+        tiny = np.abs(np.asarray(scale, dtype=w)) < np.finfo(dtype).smallest_normal
+        err = np.where(tiny & (diff <= subnormal_abs), 0.0, err)
     return np.where(special, np.where(same_special, 0.0, np.inf), err)
 
 
@@ -207,6 +239,10 @@ def _snapshot(obj):
 def _restore(obj, snap):
     if snap is not None and obj.flags.writeable:
         np.copyto(obj, snap, casting="no")
+
+
+def _copy(v):
+    return v.copy() if isinstance(v, np.ndarray) else v
 
 
 def _same_bits(a, b):
@@ -256,8 +292,7 @@ def check_call(op, x, **kwargs):
     # The specification first, then undo whatever it wrote (out, or x itself in place).
     exp_res, exp_err = _call(spec, x, kwargs)
     if exp_err is None:
-        exp_res = tuple(np.array(p, copy=True) for p in exp_res) if isinstance(exp_res, tuple) \
-            else np.array(exp_res, copy=True)
+        exp_res = tuple(_copy(p) for p in exp_res) if isinstance(exp_res, tuple) else _copy(exp_res)
     if isinstance(x, np.ndarray) and not _same_bits(x, x_snap):
         _restore(x, x_snap)
     if out_snap is not None and not _same_bits(out, out_snap):
@@ -271,7 +306,10 @@ def check_call(op, x, **kwargs):
             _fail(f"fastsoftmax raised {type(got_err).__name__}: {got_err} but the specification returns", op, x, kwargs)
         if got_err is None:
             _fail(f"the specification raises {type(exp_err).__name__}: {exp_err} but fastsoftmax returns", op, x, kwargs)
-        if type(got_err) is not type(exp_err):
+        # A call with several faults may report any one of them: the class must agree unless
+        # both are documented argument errors.
+        both_documented = isinstance(got_err, DOCUMENTED_ERRORS) and isinstance(exp_err, DOCUMENTED_ERRORS)
+        if type(got_err) is not type(exp_err) and not both_documented:
             _fail(f"fastsoftmax raised {type(got_err).__name__}: {got_err}; the specification raises "
                   f"{type(exp_err).__name__}: {exp_err}", op, x, kwargs)
         if isinstance(x, np.ndarray) and not _same_bits(x, x_snap):
@@ -299,19 +337,24 @@ def check_call(op, x, **kwargs):
     if not route:
         for g, e in zip(got_parts, exp_parts):
             if not _equal_values(g, e):
-                _fail(f"fallback-routed call differs from the specification:\n  got  {np.asarray(g)!r}\n"
-                      f"  spec {np.asarray(e)!r}", op, x, kwargs)
+                _fail("fallback-routed call differs from the specification:\n  got  "
+                      f"{np.asarray(g)!r}\n  spec {np.asarray(e)!r}", op, x, kwargs)
         return got_res
-
-    # Kernel route: accuracy against the wide reference.
     a = kernel_input(op, x_snap if x_snap is not None else x)
+    _check_accuracy(op, x, kwargs, a.astype(a.dtype.newbyteorder("=")), got_parts, exp_parts)
+    return got_res
+
+
+def _check_accuracy(op, x, kwargs, a, got_parts, exp_parts):
+    """Kernel route: every value within the documented ulp of the wide reference."""
+    axis = kwargs.get("axis")
     axes = normalize_axes(axis, a.ndim)
     ref, scale, _ = reference(op, a, axes)
     got = np.asarray(got_parts[0])
     if op == "logsumexp" and not kwargs.get("keepdims"):
         ref, scale = np.squeeze(ref, axis=axes), np.squeeze(scale, axis=axes)
     ref, scale = np.broadcast_to(ref, got.shape), np.broadcast_to(scale, got.shape)
-    err = ulp_errors(got, ref, scale, a.dtype)
+    err = ulp_errors(got, ref, scale, a.dtype, subnormal_abs=SUBNORMAL_ABS[a.dtype.type])
     tol = tolerance(a.dtype)
     if err.size and not np.all(err <= tol):
         i = np.unravel_index(np.argmax(err), err.shape)
@@ -320,4 +363,3 @@ def check_call(op, x, **kwargs):
     if op == "logsumexp" and kwargs.get("return_sign"):
         if not _equal_values(got_parts[1], exp_parts[1]):
             _fail(f"sign {got_parts[1]!r}, specification {exp_parts[1]!r}", op, x, kwargs)
-    return got_res

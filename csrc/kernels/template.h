@@ -18,7 +18,7 @@
  *
  * exp for float64 data ("2sum_rr2_p11"):
  *   d, err = TwoSum(x, -m)            x - m == d + err exactly
- *   d  = max(d, -745.2), err = 0 there (and for -inf)
+ *   d  = max(d, -1077 ln2), err = 0 there (and for -inf): below, 2^(n+54) is +0 and e = 0 exactly
  *   t, n as above with bias 1023+54   so 2^(n+54) stays normal down to the subnormal range
  *   r_hi = d - n*LN2_HI               exact (Cody-Waite: n*LN2_HI exact, Sterbenz)
  *   t2 = err - n*LN2_LO               tiny, its rounding is below 2^-85
@@ -47,7 +47,7 @@
 #define MAGIC32 (0x1.8p52 + 1023.0)
 #define MAGIC64 (0x1.8p52 + 1077.0)
 #define EXP32_LO (-0x1.628b76e3a7b61p+9) /* -1023 ln 2: n = -1023 makes 2^n exactly +0 */
-#define EXP64_LO (-745.2)
+#define EXP64_LO (-0x1.75427f6acad6fp+9) /* -1077 ln 2: n + 1077 = 0 makes 2^(n+54) exactly +0 */
 
 /* ---- the two exponentials ---- */
 
@@ -68,8 +68,10 @@ FSM_TARGET static inline vd exp_for_f32(vd d)
     return vd_mul(p, vd_pow2_bits(t));
 }
 
-/* exp(x - m) for float64, x - m carried exactly; also returns d = fl(x - m) for the max test. */
-FSM_TARGET static inline vd exp_for_f64(vd x, vd vm, vd vnegm, vd *d_out)
+/* exp(x - m) * 2^54 for float64, x - m carried exactly; also returns d = fl(x - m) for the max test.
+   The 2^54 keeps every value normal: sums of exps that are subnormal are formed before one final
+   scaling (log ops), instead of adding values already rounded to the subnormal grid. */
+FSM_TARGET static inline vd exp_for_f64_x2p54(vd x, vd vm, vd vnegm, vd *d_out)
 {
     vd d = vd_sub(x, vm);
     vd z = vd_sub(d, x);
@@ -97,7 +99,13 @@ FSM_TARGET static inline vd exp_for_f64(vd x, vd vm, vd vnegm, vd *d_out)
     vd h = vd_add(one, r);
     vd l = vd_add(vd_sub(one, h), r);
     vd p = vd_add(h, vd_add(l, b));
-    return vd_mul(vd_mul(p, vd_pow2_bits(t)), vd_set1(0x1p-54));
+    return vd_mul(p, vd_pow2_bits(t));
+}
+
+/* exp(x - m) for float64: the last product rounds once, into the subnormal range if need be. */
+FSM_TARGET static inline vd exp_for_f64(vd x, vd vm, vd vnegm, vd *d_out)
+{
+    return vd_mul(exp_for_f64_x2p54(x, vm, vnegm, d_out), vd_set1(0x1p-54));
 }
 
 /* s + c += e, error-free (TwoSum), lane-wise. */
@@ -271,19 +279,21 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
         vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, k0 = s0, d0, d1;
         int64_t i = 0;
         for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-            vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d0);
-            vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d1);
+            vd e0 = exp_for_f64_x2p54(vd_load(x + i), vm, vnegm, &d0);
+            vd e1 = exp_for_f64_x2p54(vd_load(x + i + VD_N), vm, vnegm, &d1);
             acc_2sum(&s0, &c0, vd_keep_if_ne0(e0, d0));
             acc_2sum(&s1, &c1, vd_keep_if_ne0(e1, d1));
             k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
         }
         for (; i < n; i += VD_N) {
-            vd e = exp_for_f64(vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm, vnegm, &d0);
+            vd e = exp_for_f64_x2p54(vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm, vnegm, &d0);
             acc_2sum(&s0, &c0, vd_keep_if_ne0(e, d0));
             k0 = vd_add(k0, vd_one_if_eq0(d0));
         }
         acc_fold(&acc[row], s0, c0);
         acc_fold(&acc[row], s1, c1);
+        acc[row].sum *= 0x1p-54;  /* exact unless the sum itself is subnormal */
+        acc[row].sum_lo *= 0x1p-54;
         acc[row].n_max = vd_hsum(k0);
     }
 }
@@ -450,12 +460,12 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f64)(const double *x, int64_t n,
     for (int64_t j = 0; j < cols; j += VD_N) {
         vd vm = vd_load(m + j), vnegm = vd_sub(vd_set1(0.0), vm), s = vd_set1(0.0), c = s, k = s, d;
         for (int64_t i = 0; i < n; i++) {
-            vd e = exp_for_f64(vd_load(x + i * ld + j), vm, vnegm, &d);
+            vd e = exp_for_f64_x2p54(vd_load(x + i * ld + j), vm, vnegm, &d);
             acc_2sum(&s, &c, vd_keep_if_ne0(e, d));
             k = vd_add(k, vd_one_if_eq0(d));
         }
-        vd_store(sum + j, s);
-        vd_store(sum_lo + j, c);
+        vd_store(sum + j, vd_mul(s, vd_set1(0x1p-54)));
+        vd_store(sum_lo + j, vd_mul(c, vd_set1(0x1p-54)));
         vd_store(n_max + j, k);
     }
 }

@@ -174,7 +174,7 @@ cdef bint _out_ok_fast(cnp.ndarray a, object out):
     o = out
     if cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(a) or cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(a):
         return False
-    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISNOTSWAPPED(o):
+    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISNOTSWAPPED(o) or not cnp.PyArray_ISALIGNED(o):
         return False
     for k in range(cnp.PyArray_NDIM(a)):
         if cnp.PyArray_DIMS(o)[k] != cnp.PyArray_DIMS(a)[k]:
@@ -209,7 +209,7 @@ cdef object _band_copy(cnp.ndarray a, bint *reduced):
 
 cdef bint _direct(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64_t *inner):
     """True when the kernel can read a in place (native order, reduced axes one band in memory)."""
-    return cnp.PyArray_ISNOTSWAPPED(a) and _layout(a, reduced, outer, n, inner)
+    return cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a) and _layout(a, reduced, outer, n, inner)
 
 
 cdef object _elementwise(fsm_op op, object x, object axis, object out, object threads):
@@ -246,7 +246,7 @@ cdef object _elementwise(fsm_op op, object x, object axis, object out, object th
         y = out
     else:
         check_out(out, (<object>a).shape, a.dtype, a)
-        if not _same_layout(a, out):
+        if not _same_layout(a, out) or not cnp.PyArray_ISALIGNED(out):
             np.copyto(out, _elementwise(op, a, axis, None, threads))
             return out
         y = out

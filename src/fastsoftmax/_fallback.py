@@ -24,8 +24,10 @@ def _as_input(x, name):
 def _prepare(x, axis, out, threads, name):
     check_threads(threads)
     x = _as_input(x, name)
-    if x.ndim > 0:  # (scipy lets a 0-d array take axis 0 or -1, as np.max does)
+    if x.ndim > 0:
         axis = reduced_axes(axis, x.ndim)
+    elif axis is not None:
+        reduced_axes(axis, 1)  # a 0-d array takes axis 0 or -1, as in np.max and scipy; others: AxisError
     if out is not None:
         check_out(out, x.shape, x.dtype.newbyteorder("="), x)
     return x, axis
