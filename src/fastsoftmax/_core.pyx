@@ -392,12 +392,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
         c, order = _band_copy(arr, reduced)
         nred = sum(reduced[k] for k in range(nd))
         out = np.asarray(logsumexp(c, tuple(range(nd - nred, nd)), None, False, False, threads=threads))
-        if keepdims:
-            out = np.expand_dims(out, tuple(k for k in range(nd) if reduced[k]))
-        if return_sign:
-            sgn = np.where(np.isnan(out), np.nan, np.where(out == -np.inf, 0.0, 1.0)).astype(out.dtype)
-            return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
-        return out[()] if out.ndim == 0 else out
+        return _lse_result(out, tuple(k for k in range(nd) if reduced[k]), keepdims, return_sign)
     kept = [k for k in range(nd) if not reduced[k]]
     strides = arr.strides
     mem_order = sorted(kept, key=lambda ax: -strides[ax])   # outer axes, then inner axes
@@ -409,9 +404,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     if rc != 0:
         raise MemoryError("fastsoftmax: out of memory for per-block scratch")
     out = res.transpose(np.argsort(mem_order)) if mem_order != kept else res
+    return _lse_result(out, tuple(k for k in range(nd) if reduced[k]), keepdims, return_sign)
+
+
+def _lse_result(out, reduced_axes, keepdims, return_sign):
+    """scipy's shape and sign conventions for a logsumexp result over the kept axes."""
     if keepdims:
-        out = np.expand_dims(out, tuple(k for k in range(nd) if reduced[k]))
-    if return_sign:
+        out = np.expand_dims(out, reduced_axes)
+    if return_sign:  # without b the sum is positive: sign 1, 0 for log(0) = -inf, nan for nan
         sgn = np.where(np.isnan(out), np.nan, np.where(out == -np.inf, 0.0, 1.0)).astype(out.dtype)
         return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
     return out[()] if out.ndim == 0 else out
