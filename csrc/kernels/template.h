@@ -27,6 +27,8 @@
  *   h, l = Fast2Sum(1, r)             1 + r exactly
  *   p  = h + (l + b)                  one rounding at the end
  *   e  = p * 2^(n+54) * 2^-54         last product rounds once into the subnormal range
+ * The log ops sum p * 2^(n+54) and scale the sum once: exps below 2^-1022 are not rounded to the
+ * subnormal grid before they are added (that cost 41 ulp on [0, -713 x 1000]).
  *
  * Tails (n not a multiple of the vector) run the same vector code on a partial vector (masked load
  * and store) padded with -inf (exp gives 0, never equal to a finite max): as accurate as the body.
