@@ -9,16 +9,21 @@ import numpy as np
 from ._checks import check_out, check_threads, reduced_axes
 
 
-def _as_input(x, name):
-    x = np.asarray(x)
-    kind = x.dtype.kind
+def elementwise_dtype(dtype, name):
+    """The result dtype of softmax / log_softmax for input of `dtype` (TypeError if there is none)."""
+    kind = dtype.kind
     if kind == "b":
         raise TypeError(f"{name} does not accept boolean arrays (as scipy.special); convert to a float dtype first")
     if kind in "iu":
-        return x.astype(np.float64)
+        return np.dtype(np.float64)
     if kind not in "fc":
-        raise TypeError(f"{name} expects a real or complex numeric array, got dtype {x.dtype}")
-    return x
+        raise TypeError(f"{name} expects a real or complex numeric array, got dtype {dtype}")
+    return dtype.newbyteorder("=")
+
+
+def _as_input(x, name):
+    x = np.asarray(x)
+    return x.astype(elementwise_dtype(x.dtype, name), copy=False)
 
 
 def _prepare(x, axis, out, threads, name):

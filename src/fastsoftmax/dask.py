@@ -51,6 +51,7 @@ from . import log_softmax as _np_log_softmax
 from . import logsumexp as _np_logsumexp
 from . import softmax as _np_softmax
 from ._checks import check_threads, reduced_axes
+from ._fallback import elementwise_dtype
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -71,15 +72,6 @@ def _as_dask(x):
     return x if isinstance(x, da.Array) else da.asarray(x)
 
 
-def _elementwise_dtype(dtype, name):
-    kind = dtype.kind
-    if kind == "b":
-        raise TypeError(f"{name} does not accept boolean arrays (as scipy.special); convert to a float dtype first")
-    if kind in "iu":
-        return np.dtype(np.float64)
-    if kind not in "fc":
-        raise TypeError(f"{name} expects a real or complex numeric array, got dtype {dtype}")
-    return dtype.newbyteorder("=")
 
 
 def _lse_dtype(a_dtype, b_dtype):
@@ -389,7 +381,7 @@ def _field(block, name):
 def _elementwise(op, x, axis, threads, split_every):
     nt = _task_threads(threads)
     x = _as_dask(x)
-    dt = _elementwise_dtype(x.dtype, op)
+    dt = elementwise_dtype(x.dtype, op)
     if x.dtype != dt:
         x = x.astype(dt)
     axes = reduced_axes(axis, x.ndim)
