@@ -82,11 +82,14 @@ typedef struct {
                                    const float *m, double *sum, double *sum_lo, double *n_max);
     void (*col_expsum_exclmax_f64)(const double *x, int64_t n, int64_t ld, int64_t cols,
                                    const double *m, double *sum, double *sum_lo, double *n_max);
-    void (*col_scale_f32)(float *y, int64_t n, int64_t ld, int64_t cols, const double *c_hi, const double *c_lo);
-    void (*col_scale_f64)(double *y, int64_t n, int64_t ld, int64_t cols, const double *c_hi, const double *c_lo);
-    void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
+    /* the last pass reads e (exps) or x with row distance ld_in and writes y with row distance ld_out */
+    void (*col_scale_f32)(const float *e, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
+                          const double *c_hi, const double *c_lo);
+    void (*col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
+                          const double *c_hi, const double *c_lo);
+    void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const float *m, const double *l_hi, const double *l_lo);
-    void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
+    void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const double *m, const double *l_hi, const double *l_lo);
 } fsm_kernels;
 

@@ -46,6 +46,13 @@
 #define FSM_SCRATCH_BYTES ((int64_t)65536) /* per-thread scratch for column blocks (below malloc's mmap threshold) */
 #define FSM_MIN_WORK ((int64_t)65536)  /* elements per thread below which fewer threads are used */
 
+/* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
+#else
+#define FSM_PREFETCH(p, w) ((void)(p))
+#endif
+
 static volatile int in_forked_child;
 
 #ifdef FSM_HAVE_ATFORK

@@ -167,8 +167,13 @@ static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int
     return 0;
 }
 
-/* Columns [j0, j0 + cols) of one outer block: rows are `inner` elements apart. */
-static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner, int64_t cols)
+/*
+ * Columns [j0, j0 + cols) of one outer block: x's rows are `inner` elements apart. Softmax keeps its
+ * exps in x's layout at y (which may be x itself); the last pass writes the result to out, whose rows
+ * are ld_out apart (logsumexp: one value per column at out).
+ */
+static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner, int64_t cols,
+                     T *out, int64_t ld_out)
 {
     const fsm_kernels *p = fsm_kernels_portable;
     T m[FSM_COLS];
@@ -186,6 +191,12 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
         if (rest) p->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, sum + vec, sum_lo + vec, nmax + vec);
     }
     for (int64_t j = 0; j < cols; j++) {
+        if (op == FSM_SOFTMAX && isfinite(m[j])) {  /* merge() of one block, inlined: a column is short */
+            W c = (W)1 / ((W)sum[j] + (W)sum_lo[j]);
+            hi[j] = (double)c;
+            lo[j] = (double)(c - (W)hi[j]);
+            continue;
+        }
         fsm_block b = {(double)m[j], {sum[j], sum_lo[j], nmax[j]}};
         fsm_row r;
         KF(merge)(op, &b, 1, &r);
@@ -193,29 +204,37 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
         lo[j] = r.lo;
     }
     if (op == FSM_SOFTMAX) {
-        k->KF(col_scale)(y, n, inner, vec, hi, lo);
-        if (rest) p->KF(col_scale)(y + vec, n, inner, rest, hi + vec, lo + vec);
+        k->KF(col_scale)(y, out, n, inner, ld_out, vec, hi, lo);
+        if (rest) p->KF(col_scale)(y + vec, out + vec, n, inner, ld_out, rest, hi + vec, lo + vec);
     } else if (op == FSM_LOG_SOFTMAX) {
-        k->KF(col_logshift)(x, y, n, inner, vec, m, hi, lo);
-        if (rest) p->KF(col_logshift)(x + vec, y + vec, n, inner, rest, m + vec, hi + vec, lo + vec);
+        k->KF(col_logshift)(x, out, n, inner, ld_out, vec, m, hi, lo);
+        if (rest) p->KF(col_logshift)(x + vec, out + vec, n, inner, ld_out, rest, m + vec, hi + vec, lo + vec);
     } else {
-        for (int64_t j = 0; j < cols; j++) y[j] = KF(lse_value)(m[j], hi[j], lo[j]);
+        for (int64_t j = 0; j < cols; j++) out[j] = KF(lse_value)(m[j], hi[j], lo[j]);
     }
+}
+
+/* Prefetch n rows of `cols` elements, rows `ld` apart. */
+static void KF(prefetch_cols)(const T *x, int64_t n, int64_t ld, int64_t cols, int write)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j += 64 / (int64_t)sizeof(T)) {
+            if (write) FSM_PREFETCH(x + i * ld + j, 1);
+            else FSM_PREFETCH(x + i * ld + j, 0);
+        }
 }
 
 /*
  * Columns through a scratch block: with a power-of-two distance between rows (NCHW: 256 KiB) every
  * row of a column block falls into the same cache sets, so x and y evict each other between the
  * passes. Copying the block into a per-thread scratch whose row pitch is padded by 64 bytes keeps
- * the passes in L1/L2; the data is then read once and written once.
+ * the passes in L1/L2. The last pass writes straight to y: the data is read once and written once.
  */
 static void KF(cols_scratch)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner,
                              int64_t cols, T *scratch, int64_t pitch)
 {
     for (int64_t i = 0; i < n; i++) memcpy(scratch + i * pitch, x + i * inner, (size_t)cols * sizeof(T));
-    KF(cols)(k, op, scratch, op == FSM_LOGSUMEXP ? y : scratch, n, pitch, cols);
-    if (op != FSM_LOGSUMEXP)
-        for (int64_t i = 0; i < n; i++) memcpy(y + i * inner, scratch + i * pitch, (size_t)cols * sizeof(T));
+    KF(cols)(k, op, scratch, scratch, n, pitch, cols, y, inner);
 }
 
 static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
@@ -265,10 +284,16 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
             int64_t cols = inner - j0 < width ? inner - j0 : width;
             const T *xb = x + o * n * inner + j0;
             T *yb = y + o * out_stride + j0;
+            if (t + 1 < outer * chunks) {  /* the next block's rows start to arrive while this one computes */
+                int64_t o1 = (t + 1) / chunks, j1 = ((t + 1) % chunks) * width;
+                int64_t c1 = inner - j1 < width ? inner - j1 : width;
+                KF(prefetch_cols)(x + o1 * n * inner + j1, n, inner, c1, 0);
+                if (op != FSM_LOGSUMEXP) KF(prefetch_cols)(y + o1 * out_stride + j1, n, inner, c1, 1);
+            }
             if (scratch)
                 KF(cols_scratch)(k, op, xb, yb, n, inner, cols, scratch, width + pad);
             else
-                KF(cols)(k, op, xb, yb, n, inner, cols);
+                KF(cols)(k, op, xb, yb, n, inner, cols, yb, inner);
         }
         free(scratch);
     }

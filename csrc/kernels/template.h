@@ -472,50 +472,46 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f64)(const double *x, int64_t n,
     }
 }
 
-/* float32 columns scale in double: one rounding of y*c. */
-FSM_TARGET static void KNAME(col_scale_f32)(float *y, int64_t n, int64_t ld, int64_t cols,
-                                            const double *c_hi, const double *c_lo)
+/* float32 columns scale in double: one rounding of e*c. */
+FSM_TARGET static void KNAME(col_scale_f32)(const float *e, float *y, int64_t n, int64_t ld_in, int64_t ld_out,
+                                            int64_t cols, const double *c_hi, const double *c_lo)
 {
     (void)c_lo;
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd c = vd_load(c_hi + j);
-        for (int64_t i = 0; i < n; i++)
-            vd_store_f32(y + i * ld + j, vd_mul(vd_load_f32(y + i * ld + j), c));
-    }
+    for (int64_t i = 0; i < n; i++)  /* row by row: y is written in contiguous runs */
+        for (int64_t j = 0; j < cols; j += VD_N)
+            vd_store_f32(y + i * ld_out + j, vd_mul(vd_load_f32(e + i * ld_in + j), vd_load(c_hi + j)));
 }
 
-FSM_TARGET static void KNAME(col_scale_f64)(double *y, int64_t n, int64_t ld, int64_t cols,
-                                            const double *c_hi, const double *c_lo)
+FSM_TARGET static void KNAME(col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
+                                            int64_t cols, const double *c_hi, const double *c_lo)
 {
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd hi = vd_load(c_hi + j), lo = vd_load(c_lo + j);
-        for (int64_t i = 0; i < n; i++) {
-            vd a = vd_load(y + i * ld + j);
-            vd_store(y + i * ld + j, vd_fma(a, hi, vd_mul(a, lo)));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j += VD_N) {
+            vd a = vd_load(e + i * ld_in + j);
+            vd_store(y + i * ld_out + j, vd_fma(a, vd_load(c_hi + j), vd_mul(a, vd_load(c_lo + j))));
         }
-    }
 }
 
-FSM_TARGET static void KNAME(col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
-                                               const float *m, const double *l_hi, const double *l_lo)
+FSM_TARGET static void KNAME(col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out,
+                                               int64_t cols, const float *m, const double *l_hi, const double *l_lo)
 {
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load_f32(m + j), vl = vd_load(l_hi + j), vll = vd_load(l_lo + j);
-        for (int64_t i = 0; i < n; i++)
-            vd_store_f32(y + i * ld + j, vd_sub(vd_sub(vd_sub(vd_load_f32(x + i * ld + j), vm), vl), vll));
-    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j += VD_N) {
+            vd d = vd_sub(vd_load_f32(x + i * ld_in + j), vd_load_f32(m + j));
+            vd_store_f32(y + i * ld_out + j, vd_sub(vd_sub(d, vd_load(l_hi + j)), vd_load(l_lo + j)));
+        }
 }
 
-FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
-                                               const double *m, const double *l_hi, const double *l_lo)
+FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
+                                               int64_t cols, const double *m, const double *l_hi, const double *l_lo)
 {
     const vd zero = vd_set1(0.0);
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load(m + j), vl = vd_load(l_hi + j);
-        vd vnegm = vd_sub(zero, vm), vnegl = vd_sub(zero, vl), vll = vd_load(l_lo + j);
-        for (int64_t i = 0; i < n; i++)
-            vd_store(y + i * ld + j, logshift_f64_one(vd_load(x + i * ld + j), vm, vnegm, vl, vnegl, vll));
-    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j += VD_N) {
+            vd vm = vd_load(m + j), vl = vd_load(l_hi + j);
+            vd vnegm = vd_sub(zero, vm), vnegl = vd_sub(zero, vl), vll = vd_load(l_lo + j);
+            vd_store(y + i * ld_out + j, logshift_f64_one(vd_load(x + i * ld_in + j), vm, vnegm, vl, vnegl, vll));
+        }
 }
 
 static const fsm_kernels KNAME(kernel_set) = {
