@@ -1,0 +1,79 @@
+/*
+ * A/B micro-benchmark of two builds of one ISA's float32 row kernels, interleaved repetition by
+ * repetition in one process (this machine's clock drifts too much for separate runs to compare).
+ * Build the candidate's kernel file with -Dfsm_kernels_avx2=fsm_kernels_b, e.g.
+ *
+ *   cc -O3 -ffp-contract=off -I../../csrc -c ../../csrc/kernels/avx2.c -o a.o
+ *   cc -O3 -ffp-contract=off -I/tmp/variant/csrc -Dfsm_kernels_avx2=fsm_kernels_b \
+ *      -c /tmp/variant/csrc/kernels/avx2.c -o b.o
+ *   cc -O3 -I../../csrc ab_bench.c a.o b.o -lm -o ab && ./ab 256 1000
+ *
+ * Reports the median ns per element of each pass for A and B and the ratio B/A.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <math.h>
+#include <time.h>
+#include "fastsoftmax.h"
+
+extern const fsm_kernels *const fsm_kernels_avx2;
+extern const fsm_kernels *const fsm_kernels_b;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+#define REPS 301
+
+int main(int argc, char **argv)
+{
+    int64_t rows = argc > 1 ? atoll(argv[1]) : 256, n = argc > 2 ? atoll(argv[2]) : 1000;
+    double scale = argc > 3 ? atof(argv[3]) : 3.0;
+    const fsm_kernels *ks[2] = {fsm_kernels_avx2, fsm_kernels_b};
+    float *x = malloc(sizeof(float) * rows * n), *y = malloc(sizeof(float) * rows * n);
+    float *m = malloc(sizeof(float) * rows);
+    double *chi = malloc(sizeof(double) * rows), *clo = calloc(rows, sizeof(double));
+    fsm_acc *acc = malloc(sizeof(fsm_acc) * rows);
+    static double t[4][2][REPS];
+    const char *names[4] = {"max", "expsum_store", "scale", "expsum_exclmax"};
+    srand(1);
+    for (int64_t i = 0; i < rows * n; i++) {
+        double u1 = (rand() + 1.0) / (RAND_MAX + 2.0), u2 = rand() / (RAND_MAX + 1.0);
+        x[i] = (float)(scale * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+    for (int rep = 0; rep < REPS; rep++)
+        for (int v = 0; v < 2; v++) {
+            const fsm_kernels *k = ks[v];
+            double t0 = now();
+            k->max_rows_f32(x, rows, n, m);
+            double t1 = now();
+            k->expsum_store_rows_f32(x, y, rows, n, m, acc);
+            double t2 = now();
+            for (int64_t r = 0; r < rows; r++) chi[r] = 1.0 / acc[r].sum;
+            double t3 = now();
+            k->scale_rows_f32(y, rows, n, chi, clo);
+            double t4 = now();
+            k->expsum_exclmax_rows_f32(x, rows, n, m, acc);
+            double t5 = now();
+            t[0][v][rep] = t1 - t0; t[1][v][rep] = t2 - t1; t[2][v][rep] = t4 - t3; t[3][v][rep] = t5 - t4;
+        }
+    printf("rows %lld x %lld, A = %s, B = %s\n", (long long)rows, (long long)n, ks[0]->algorithm, ks[1]->algorithm);
+    for (int p = 0; p < 4; p++) {
+        double med[2];
+        for (int v = 0; v < 2; v++) {
+            qsort(t[p][v], REPS, sizeof(double), cmp);
+            med[v] = t[p][v][REPS / 2] * 1e9 / (double)(rows * n);
+        }
+        printf("%-16s A %6.3f  B %6.3f ns/elt  B/A %.3f\n", names[p], med[0], med[1], med[1] / med[0]);
+    }
+    return 0;
+}
