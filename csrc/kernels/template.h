@@ -15,6 +15,11 @@
  *                                     evaluated by Estrin's scheme (short dependency chain)
  *   e  = p * 2^n                      2^n = bits(t) << 52
  * e is rounded to float32 once when stored: 0.5 ulp + 0.09 ulp.
+ * Why double lanes for float32 data: in float32 the same bound needs x - m and the reduced argument
+ * carried as pairs (Fast2Sum), 1 + r formed exactly and each stored exp's rounding residual summed;
+ * that costs about the instructions the 8 float lanes save, and on Zen 3 it measured 4 % slower
+ * (3.3x slower with wide-range data, whose scaled residuals go subnormal). bench/micro/README.md
+ * has the numbers and the patch.
  *
  * exp for float64 data ("2sum_rr2_p11"):
  *   d, err = TwoSum(x, -m)            x - m == d + err exactly
