@@ -46,9 +46,17 @@ extern "C" {
 typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2 } fsm_op;
 typedef enum { FSM_F32 = 0, FSM_F64 = 1 } fsm_dtype;
 
-/* Partial sums of one block of a row. sum_lo is the TwoSum compensation (float64 only);
-   n_max counts elements equal to the row max when they are excluded from sum. */
-typedef struct { double sum, sum_lo, n_max; } fsm_acc;
+/*
+ * Partial sums of one block of a row. The exps a kernel stores and sums are exp(x - m) * unit
+ * (unit = 1 for float64; float32 kernels carry a factor near 2^64, see kernels/template.h), so the
+ * block's sum of exp(x - m) is (sum + sum_lo) / unit. sum_lo is the TwoSum compensation (float64
+ * only); n_max counts elements equal to the row max when they are excluded from sum. float32 softmax
+ * only: e_min is the smallest stored exp (it tells the scale pass whether a product can be subnormal),
+ * e_max the stored (rounded) exp of the max elements, whose outputs the scale pass sets to unit * c.
+ */
+typedef struct { double sum, sum_lo, n_max, unit, e_min, e_max; } fsm_acc;
+
+#define FSM_COLS_MAX 256  /* column kernels take at most this many columns a call */
 
 /*
  * The kernels of one ISA. Row kernels take `rows` rows of n contiguous elements with per-row state
@@ -66,27 +74,31 @@ typedef struct {
     void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
     void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
     void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
-    void (*scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo);
-    void (*scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo);
+    /* y *= c_hi + c_lo per row; acc: the rows' pass-1 statistics (float64 ignores them) */
+    void (*scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
+                           const fsm_acc *acc);
+    void (*scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
+                           const fsm_acc *acc);
     void (*logshift_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
                               const double *l_hi, const double *l_lo);
     void (*logshift_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
                               const double *l_hi, const double *l_lo);
     void (*col_max_f32)(const float *x, int64_t n, int64_t ld, int64_t cols, float *m);
     void (*col_max_f64)(const double *x, int64_t n, int64_t ld, int64_t cols, double *m);
+    /* per-column statistics in acc[0 .. cols) */
     void (*col_expsum_store_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
-                                 const float *m, double *sum, double *sum_lo);
+                                 const float *m, fsm_acc *acc);
     void (*col_expsum_store_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
-                                 const double *m, double *sum, double *sum_lo);
+                                 const double *m, fsm_acc *acc);
     void (*col_expsum_exclmax_f32)(const float *x, int64_t n, int64_t ld, int64_t cols,
-                                   const float *m, double *sum, double *sum_lo, double *n_max);
+                                   const float *m, fsm_acc *acc);
     void (*col_expsum_exclmax_f64)(const double *x, int64_t n, int64_t ld, int64_t cols,
-                                   const double *m, double *sum, double *sum_lo, double *n_max);
+                                   const double *m, fsm_acc *acc);
     /* the last pass reads e (exps) or x with row distance ld_in and writes y with row distance ld_out */
     void (*col_scale_f32)(const float *e, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
-                          const double *c_hi, const double *c_lo);
+                          const double *c_hi, const double *c_lo, const fsm_acc *acc);
     void (*col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
-                          const double *c_hi, const double *c_lo);
+                          const double *c_hi, const double *c_lo, const fsm_acc *acc);
     void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const float *m, const double *l_hi, const double *l_lo);
     void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,

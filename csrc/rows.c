@@ -42,7 +42,7 @@
 #define FSM_BLOCK ((int64_t)16384)     /* elements per row block: fixed, so results never depend on threads */
 #define FSM_BATCH 256                  /* short rows per kernel call */
 #define FSM_BATCH_ELEMS ((int64_t)8192) /* ... and at most this many elements, so the batch stays in L1/L2 */
-#define FSM_COLS 256                   /* columns per task in the non-last-axis layout */
+#define FSM_COLS FSM_COLS_MAX          /* columns per task in the non-last-axis layout */
 #define FSM_SCRATCH_BYTES ((int64_t)65536) /* per-thread scratch for column blocks (below malloc's mmap threshold) */
 #define FSM_MIN_WORK ((int64_t)65536)  /* elements per thread below which fewer threads are used */
 

@@ -27,6 +27,12 @@ static W KF(block_factor)(T m_b, T M)
     return FSM_EXPW((W)d) * ((W)1 + (W)err);
 }
 
+/* The block's sum of exp(x - m_b) (its kernels store exp(x - m_b) * unit). */
+static W KF(block_sum)(const fsm_acc *a)
+{
+    return ((W)a->sum + (W)a->sum_lo) / (W)a->unit;
+}
+
 /* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
 static void KF(block_pass1)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, fsm_block *b)
 {
@@ -53,7 +59,7 @@ static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
         if (!isfinite(M)) { r->hi = NAN; return; }  /* scipy: NaN, +inf or all -inf -> NaN */
         W s = 0;
         for (int64_t b = 0; b < nb; b++)
-            s += KF(block_factor)((T)bs[b].m, M) * ((W)bs[b].acc.sum + (W)bs[b].acc.sum_lo);
+            s += KF(block_factor)((T)bs[b].m, M) * KF(block_sum)(&bs[b].acc);
         W c = (W)1 / s;
         r->hi = (double)c;
         r->lo = (double)(c - (W)r->hi);
@@ -65,7 +71,7 @@ static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
     W rest = 0, k = 0;
     for (int64_t b = 0; b < nb; b++) {
         W f = KF(block_factor)((T)bs[b].m, M);
-        W s = (W)bs[b].acc.sum + (W)bs[b].acc.sum_lo;
+        W s = KF(block_sum)(&bs[b].acc);
         if ((T)bs[b].m == M) {
             rest += s;
             k += (W)bs[b].acc.n_max;
@@ -87,12 +93,10 @@ static void KF(block_pass2)(const fsm_kernels *k, fsm_op op, const T *x, T *y, i
             for (int64_t i = 0; i < len; i++) y[i] = (T)NAN;
         } else if ((T)b->m == (T)-INFINITY) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
-        } else if ((T)b->m == (T)r->m) {
-            k->KF(scale_rows)(y, 1, len, &r->hi, &r->lo);
         } else {
-            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv;
+            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / (W)b->acc.unit;
             double hi = (double)c, lo = (double)(c - (W)hi);
-            k->KF(scale_rows)(y, 1, len, &hi, &lo);
+            k->KF(scale_rows)(y, 1, len, &hi, &lo, &b->acc);
         }
     } else if (op == FSM_LOG_SOFTMAX) {
         T m = (T)r->m;
@@ -107,6 +111,19 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
     double bp = s - (double)m;
     double err = ((double)m - (s - bp)) + (l_hi - bp);
     return (T)(s + (err + l_lo));
+}
+
+/* What the last pass of a one-block row applies: softmax 1/S in the stored exps' units; log ops log1p(S'). */
+static void KF(row_factor)(fsm_op op, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
+{
+    if (op == FSM_SOFTMAX && !isnan(st->hi)) {
+        W c = st->wide_inv / (W)a->unit;
+        *hi = (double)c;
+        *lo = (double)(c - (W)*hi);
+    } else {
+        *hi = st->hi;
+        *lo = st->lo;
+    }
 }
 
 /*
@@ -128,12 +145,11 @@ static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, in
         fsm_block b = {(double)m[r], acc[r]};
         fsm_row st;
         KF(merge)(op, &b, 1, &st);
-        hi[r] = st.hi;
-        lo[r] = st.lo;
+        KF(row_factor)(op, &st, &acc[r], &hi[r], &lo[r]);
         if (op == FSM_LOGSUMEXP) y[r] = KF(lse_value)(m[r], st.hi, st.lo);
     }
     if (op == FSM_SOFTMAX)
-        k->KF(scale_rows)(y, rows, n, hi, lo);
+        k->KF(scale_rows)(y, rows, n, hi, lo, acc);
     else if (op == FSM_LOG_SOFTMAX)
         k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
 }
@@ -177,35 +193,35 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
 {
     const fsm_kernels *p = fsm_kernels_portable;
     T m[FSM_COLS];
-    double sum[FSM_COLS], sum_lo[FSM_COLS], nmax[FSM_COLS], hi[FSM_COLS], lo[FSM_COLS];
+    fsm_acc acc[FSM_COLS];
+    double hi[FSM_COLS], lo[FSM_COLS];
     int64_t vec = cols - cols % k->KF(lanes);
     int64_t rest = cols - vec;
     k->KF(col_max)(x, n, inner, vec, m);
     if (rest) p->KF(col_max)(x + vec, n, inner, rest, m + vec);
-    for (int64_t j = 0; j < cols; j++) sum[j] = sum_lo[j] = nmax[j] = 0.0;
     if (op == FSM_SOFTMAX) {
-        k->KF(col_expsum_store)(x, y, n, inner, vec, m, sum, sum_lo);
-        if (rest) p->KF(col_expsum_store)(x + vec, y + vec, n, inner, rest, m + vec, sum + vec, sum_lo + vec);
+        k->KF(col_expsum_store)(x, y, n, inner, vec, m, acc);
+        if (rest) p->KF(col_expsum_store)(x + vec, y + vec, n, inner, rest, m + vec, acc + vec);
     } else {
-        k->KF(col_expsum_exclmax)(x, n, inner, vec, m, sum, sum_lo, nmax);
-        if (rest) p->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, sum + vec, sum_lo + vec, nmax + vec);
+        k->KF(col_expsum_exclmax)(x, n, inner, vec, m, acc);
+        if (rest) p->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, acc + vec);
     }
     for (int64_t j = 0; j < cols; j++) {
-        if (op == FSM_SOFTMAX && isfinite(m[j])) {  /* merge() of one block, inlined: a column is short */
-            W c = (W)1 / ((W)sum[j] + (W)sum_lo[j]);
+        if (op == FSM_SOFTMAX && isfinite(m[j])) {  /* merge() and row_factor() of one block, inlined */
+            W c = (W)1 / ((W)acc[j].sum + (W)acc[j].sum_lo);
             hi[j] = (double)c;
             lo[j] = (double)(c - (W)hi[j]);
             continue;
         }
-        fsm_block b = {(double)m[j], {sum[j], sum_lo[j], nmax[j]}};
+        fsm_block b = {(double)m[j], acc[j]};
         fsm_row r;
         KF(merge)(op, &b, 1, &r);
         hi[j] = r.hi;
         lo[j] = r.lo;
     }
     if (op == FSM_SOFTMAX) {
-        k->KF(col_scale)(y, out, n, inner, ld_out, vec, hi, lo);
-        if (rest) p->KF(col_scale)(y + vec, out + vec, n, inner, ld_out, rest, hi + vec, lo + vec);
+        k->KF(col_scale)(y, out, n, inner, ld_out, vec, hi, lo, acc);
+        if (rest) p->KF(col_scale)(y + vec, out + vec, n, inner, ld_out, rest, hi + vec, lo + vec, acc + vec);
     } else if (op == FSM_LOG_SOFTMAX) {
         k->KF(col_logshift)(x, out, n, inner, ld_out, vec, m, hi, lo);
         if (rest) p->KF(col_logshift)(x + vec, out + vec, n, inner, ld_out, rest, m + vec, hi + vec, lo + vec);

@@ -18,7 +18,7 @@
 #endif
 #define FSM_ISA avx2
 #define FSM_ISA_NAME "avx2"
-#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 dexp_rr1_p6 (4 doubles/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
 #define VD_N 4
 #define VF_N 8
 typedef __m256d vd;
@@ -80,9 +80,13 @@ FSM_TARGET static inline vd vd_load_part(const double *p, int64_t r, double fill
     return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
 }
 FSM_TARGET static inline void vd_store_part(double *p, vd a, int64_t r) { _mm256_maskstore_pd(p, lanes4q_below(r), a); }
+FSM_TARGET static inline __m256i lanes8_below(int64_t r)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 FSM_TARGET static inline vf vf_load_part(const float *p, int64_t r, float fill)
 {
-    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i m = lanes8_below(r);
     return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
 FSM_TARGET static inline vf vf_set1(float a) { return _mm256_set1_ps(a); }
@@ -102,6 +106,33 @@ FSM_TARGET static inline float vf_hmax(vf a)
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+FSM_TARGET static inline float vf_lane0(vf a) { return _mm256_cvtss_f32(a); }
+FSM_TARGET static inline float vf_hmin(vf a)
+{
+    __m128 s = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_min_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_min_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+FSM_TARGET static inline int vf_count_eq(vf a, vf b) { return __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
+FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+FSM_TARGET static inline vf vf_pow2_bits(vf t) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)); }
+FSM_TARGET static inline void vf_store_part(float *p, vf a, int64_t r) { _mm256_maskstore_ps(p, lanes8_below(r), a); }
+FSM_TARGET static inline vf vf_keep_first(vf a, int64_t r) { return _mm256_and_ps(_mm256_castsi256_ps(lanes8_below(r)), a); }
+FSM_TARGET static inline vf vf_keep_if_ge(vf v, vf a, vf thr) { return _mm256_and_ps(_mm256_cmp_ps(a, thr, _CMP_GE_OQ), v); }
+FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm256_andnot_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), v); }
+FSM_TARGET static inline vf vf_one_if_eq(vf a, vf b) { return _mm256_and_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), _mm256_set1_ps(1.0f)); }
+FSM_TARGET static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ)); }
+FSM_TARGET static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, thr, _CMP_LT_OQ)); }
+/* the bits of round(z) as an integer (the MXCSR rounding mode: nearest unless the caller changed it) */
+FSM_TARGET static inline vf vf_rint_bits(vf z) { return _mm256_castsi256_ps(_mm256_cvtps_epi32(z)); }
+/* lo += the low 4 floats of a, hi += the high 4, in double */
+FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
+{
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
 }
 
 #include "kernels/template.h"

@@ -19,7 +19,7 @@
 #endif
 #define FSM_ISA avx512
 #define FSM_ISA_NAME "avx512"
-#define FSM_ISA_ALGORITHM "AVX-512F: f32 dexp_rr1_p6 (8 doubles/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
 #define VD_N 8
 #define VF_N 16
 typedef __m512d vd;
@@ -89,6 +89,34 @@ FSM_TARGET static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b)
 }
 FSM_TARGET static inline int vf_nanflag_any(vf_nanflag f) { return f != 0; }
 FSM_TARGET static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+FSM_TARGET static inline float vf_lane0(vf a) { return _mm512_cvtss_f32(a); }
+FSM_TARGET static inline float vf_hmin(vf a) { return _mm512_reduce_min_ps(a); }
+FSM_TARGET static inline int vf_count_eq(vf a, vf b) { return __builtin_popcount((unsigned)_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)); }
+FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+FSM_TARGET static inline vf vf_pow2_bits(vf t) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23)); }
+FSM_TARGET static inline void vf_store_part(float *p, vf a, int64_t r) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << r) - 1), a); }
+FSM_TARGET static inline vf vf_keep_first(vf a, int64_t r) { return _mm512_maskz_mov_ps((__mmask16)((1u << r) - 1), a); }
+FSM_TARGET static inline vf vf_keep_if_ge(vf v, vf a, vf thr) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), v); }
+FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ), v); }
+FSM_TARGET static inline vf vf_one_if_eq(vf a, vf b)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), _mm512_set1_ps(1.0f));
+}
+FSM_TARGET static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x); }
+FSM_TARGET static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, thr, _CMP_LT_OQ), y, x); }
+/* the bits of round-to-nearest(z) as an integer, whatever the caller's rounding mode */
+FSM_TARGET static inline vf vf_rint_bits(vf z)
+{
+    return _mm512_castsi512_ps(_mm512_cvt_roundps_epi32(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+/* lo += the low 8 floats of a, hi += the high 8, in double */
+FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
+{
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))));
+}
 
 #include "kernels/template.h"
 

@@ -11,7 +11,7 @@
 #define FSM_TARGET
 #define FSM_ISA portable
 #define FSM_ISA_NAME "portable"
-#define FSM_ISA_ALGORITHM "scalar C: f32 dexp_rr1_p6, f64 2sum_rr2_p11"
+#define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 2sum_rr2_p11"
 #define VD_N 1
 #define VF_N 1
 typedef double vd;
@@ -57,11 +57,41 @@ static inline vf vf_load(const float *p) { return *p; }
 static inline void vf_store(float *p, vf a) { *p = a; }
 static inline vf vf_mul(vf a, vf b) { return a * b; }
 static inline vf vf_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
-static inline vf vf_max(vf a, vf b) { return b > a ? b : a; }
+/* as maxps: the second operand when either is NaN */
+static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
 static inline vf_nanflag vf_nanflag_init(void) { return 0; }
 static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b) { return f | (a != a) | (b != b); }
 static inline int vf_nanflag_any(vf_nanflag f) { return f; }
 static inline float vf_hmax(vf a) { return a; }
+static inline float vf_lane0(vf a) { return a; }
+static inline float vf_hmin(vf a) { return a; }
+static inline int vf_count_eq(vf a, vf b) { return a == b; }
+static inline vf vf_add(vf a, vf b) { return a + b; }
+static inline vf vf_sub(vf a, vf b) { return a - b; }
+static inline vf vf_min(vf a, vf b) { return b < a ? b : a; }
+static inline vf vf_pow2_bits(vf t)
+{
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    u <<= 23;
+    memcpy(&t, &u, sizeof t);
+    return t;
+}
+static inline void vf_store_part(float *p, vf a, int64_t r) { if (r > 0) *p = a; }
+static inline vf vf_keep_first(vf a, int64_t r) { return r > 0 ? a : 0.0f; }
+static inline vf vf_keep_if_ge(vf v, vf a, vf thr) { return a >= thr ? v : 0.0f; }
+static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return a != b ? v : 0.0f; }
+static inline vf vf_one_if_eq(vf a, vf b) { return a == b ? 1.0f : 0.0f; }
+static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return a == b ? x : y; }
+static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return a < thr ? x : y; }
+static inline vf vf_rint_bits(vf z)
+{
+    int32_t i = (int32_t)lrintf(z);
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+static inline void vf_widen_add(vd *lo, vd *hi, vf a) { (void)hi; *lo += (double)a; }
 
 #include "kernels/template.h"
 

@@ -6,20 +6,47 @@
  * file, which defines fsm_kernels_<ISA>. The steps below are the derivation; every ISA runs exactly
  * these operations, so the ISAs differ only in summation order across lanes.
  *
- * exp for float32 data ("dexp_rr1_p6"), with d = x - m formed in double (exact, see fastsoftmax.h):
- *   d  = max(d, -1023 ln2)            below: n = -1023, whose 2^n bits are those of +0: e = 0 exactly
- *   t  = d*log2(e) + (0x1.8p52+1023)  magic-bias rounding: t's low mantissa bits hold n + 1023
- *   n  = t - (0x1.8p52+1023)          n = round(d / ln2)
- *   r  = d - n*ln2                    one constant: |n| <= 1023, error < 2^-43, |r| <= 0.3466
- *   p  = c0 + c1 r + ... + c6 r^6     near-minimax on [-0.3466, 0.3466], relative error 2^-28.5,
- *                                     evaluated by Estrin's scheme (short dependency chain)
- *   e  = p * 2^n                      2^n = bits(t) << 52
- * e is rounded to float32 once when stored: 0.5 ulp + 0.09 ulp.
- * Why double lanes for float32 data: in float32 the same bound needs x - m and the reduced argument
- * carried as pairs (Fast2Sum), 1 + r formed exactly and each stored exp's rounding residual summed;
- * that costs about the instructions the 8 float lanes save, and on Zen 3 it measured 4 % slower
- * (3.3x slower with wide-range data, whose scaled residuals go subnormal). bench/micro/README.md
- * has the numbers and the patch.
+ * float32 data stays in float32 lanes ("x_rr2_p6", exp of x itself, never of a rounded x - m).
+ * Per row (or column) with maximum m:
+ *   c  = m if |m| > 240 else 0        the shift, exact wherever it matters (below)
+ *   K  = round((m - c) log2 e)         so the largest stored exp is near 2^64
+ *   d  = max(x - c, (m - c) - 120)    x itself when c = 0; below the clamp the output is 0 (next)
+ *   t  = d*log2e + (0x1.8p23 + 191 - K)   magic-bias rounding: t = magic + k, k = round(d log2 e),
+ *                                     and bits(t) << 23 are the bits of 2^(k - K + 64)
+ *   k  = t - magic                    exact
+ *   r  = fma(k, -ln2_hi, d)           exact: ln2_hi is ln 2 rounded to float, so k*ln2_hi is a
+ *                                     multiple of 2^-24, and so is d once |d| >= 1/2 (for |d| < 1/2,
+ *                                     k is 0 or +-1 and r is a multiple of ulp(d)); |r| < 0.35 fits
+ *   r  = fma(k, -ln2_lo, r)           ln2_lo = ln 2 - ln2_hi rounded: error <= 2^-26 |r| ~ 2^-27.5
+ *   p  = 1 + r + c2 r^2 + ... + c6 r^6   Horner, float32 coefficients fitted for relative error
+ *                                     (scripts/fit_exp_f32.py): 2^-27.97 on |r| <= 0.3466
+ *   e  = p * 2^(k - K + 64)           exact scaling; e = exp(x - m) * unit, unit = e(m) in [2^63.5, 2^64.5]
+ * No rounding of x - m ever enters e: with c = 0, d = x; with c = m (|m| > 240), every x that is not
+ * clamped lies in [m - 120, m], within a factor 2 of m, so x - m is exact (Sterbenz). That removes
+ * the error every other float32 softmax has (|x - m| * 2^-24 relative: 66 ulp at x - m = -80).
+ * The 2^64 keeps every intermediate normal: the clamp gives e >= 2^-110, the largest e is < 2^65,
+ * so neither the exps nor their sums are ever subnormal (Intel takes a microcode assist on every
+ * subnormal operand or result); the clamp at -120 gives outputs below 2^-164, which round to +0.
+ *
+ * Sums of float32 exps ("c2s": compensated, then double). Each lane accumulates s += e with
+ * Fast2Sum, exact because s starts at B = 2^65 > every e and only grows (|s| >= |e|):
+ *   t = s + e,  c += e - (t - s),  s = t        (s - B) + c is then the exact sum, up to c's roundings
+ * After CSUM_STEPS (8) steps, s and c are widened to double and the lane restarts at B; at the end
+ * the B's are subtracted in double. c's own rounding error over 8 steps is below 8 * 2^-24 |c| with
+ * |c| <= 8 ulp(s) / 2, i.e. 2^-40 of s per flush: the row sum has a relative error near 2^-30
+ * (the 53-bit double sums add less), against 2^-24 for a float32 sum of a few terms. It costs four
+ * float additions a vector, which run beside the FMA-bound exp; converting every vector to double
+ * instead cost 60 % of the exp pass on AVX-512 (../shared/proto, 0.136 -> 0.214 ns/element).
+ *
+ * Normalisation: y = e * D, D = 1/sum (stored units) split into float hi + lo, y = fma(e, hi, e*lo):
+ * e*hi is exact inside the FMA, one rounding. Error: e has <= 0.5 ulp (rounding of p) + ~0.4 ulp
+ * (polynomial, reduction, Horner), the sum ~2^-30, D's split 2^-48, the product 0.5 ulp: measured
+ * <= 2 ulp in the accuracy tests on every ISA. Subnormal outputs (y < 2^-126) are never formed by a
+ * float operation: when the row's smallest e can give one, the scale pass computes z = y * 2^64
+ * (normal), and for z < 2^-62 stores the integer round(z * 2^85), which is y's subnormal bit pattern
+ * (within 1 unit of 2^-149 plus the relative error above); e with y < 2^-154 are zeroed first.
+ * log_softmax and logsumexp use the same exps without the elements equal to m, S' = sum / unit +
+ * (count - 1), and form (x - m) - log1p(S') in double (x - m exact in double): ~0.5 ulp.
  *
  * exp for float64 data ("2sum_rr2_p11"):
  *   d, err = TwoSum(x, -m)            x - m == d + err exactly
@@ -40,6 +67,7 @@
  * Row kernels take a batch of rows so that short rows do not pay a call per row.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "fastsoftmax.h"
 
@@ -58,21 +86,177 @@
 
 /* ---- the two exponentials ---- */
 
-FSM_TARGET static inline vd exp_for_f32(vd d)
+/* ---- float32 in float32 lanes: the exp, the compensated sums, the normalisation ---- */
+
+#define LOG2E_F 0x1.715476p+0f
+#define LN2_HI_F 0x1.62e430p-1f
+#define LN2_LO_F (-0x1.05c610p-29f)
+#define MAGIC_F 0x1.8p23f
+#define F32_SHIFT_ABOVE 240.0f  /* |m| above this: reduce x - m (exact by Sterbenz) instead of x */
+#define F32_CLAMP 120.0f        /* x below m - F32_CLAMP: output 0 */
+#define F32_BIAS 191.0f         /* 127 + 64: softmax's stored exps carry 2^64 */
+#define F32_BIAS_LOG 227.0f     /* 127 + 100: the log ops' exps carry 2^100 (their residuals stay normal) */
+#define CSUM_B 0x1p65f          /* start of each compensated lane: above every stored exp */
+#define CSUM_STEPS 8            /* Fast2Sum steps per lane before the flush into double */
+
+/* Per-lane constants from the maximum vm (the lane layout of the column kernels); the stored exps
+   carry 2^(bias - 127). */
+FSM_TARGET static inline void f32_lane_consts(vf vm, float bias, vf *vc, vf *vlo, vf *vmagic)
 {
-    d = vd_clamp_lo(vd_set1(EXP32_LO), d);
-    vd t = vd_fma(d, vd_set1(LOG2E), vd_set1(MAGIC32));
-    vd n = vd_sub(t, vd_set1(MAGIC32));
-    vd r = vd_fma(n, vd_set1(-LN2), d);
-    /* Estrin: the same polynomial with a shorter dependency chain (latency, not op count, limits) */
-    vd r2 = vd_mul(r, r);
-    vd p01 = vd_fma(vd_set1(0x1.000000a21065fp+0), r, vd_set1(1.0));
-    vd p23 = vd_fma(vd_set1(0x1.55540423d0fe2p-3), r, vd_set1(0x1.000000287e0bep-1));
-    vd p45 = vd_fma(vd_set1(0x1.126fb4b28494dp-7), r, vd_set1(0x1.5554acd3f7a6dp-5));
-    vd p46 = vd_fma(vd_set1(0x1.6d753f9d0edb6p-10), r2, p45);
-    vd p26 = vd_fma(p46, r2, p23);
-    vd p = vd_fma(p26, r2, p01);
-    return vd_mul(p, vd_pow2_bits(t));
+    const vf zero = vf_set1(0.0f);
+    vf c = vf_select_lt(vm, vf_set1(-F32_SHIFT_ABOVE), vm, zero);
+    c = vf_select_lt(vf_set1(F32_SHIFT_ABOVE), vm, vm, c);
+    vf d = vf_sub(vm, c);
+    vf K = vf_sub(vf_fma(d, vf_set1(LOG2E_F), vf_set1(MAGIC_F)), vf_set1(MAGIC_F));
+    *vc = c;
+    *vlo = vf_sub(d, vf_set1(F32_CLAMP));
+    *vmagic = vf_add(vf_set1(MAGIC_F), vf_sub(vf_set1(bias), K));
+}
+
+FSM_TARGET static inline void f32_row_consts(float m, float bias, vf *vc, vf *vlo, vf *vmagic)
+{
+    f32_lane_consts(vf_set1(m), bias, vc, vlo, vmagic);
+}
+
+/*
+ * exp(x - m) * unit as derived in the header, as two pieces whose sum is the unrounded value:
+ * *hi = (1 + r rounded) * 2^j and *lo = (the rest) * 2^j, with 1 + r = h + l exactly (Fast2Sum),
+ * r + delta the reduced argument (delta = the rounding error of r, recovered exactly), and
+ * lo = l + delta (1 + r) + r^2 q(r) formed with roundings below 2^-29 of the result.
+ */
+FSM_TARGET static inline void exp_f32_pieces(vf x, vf vc, vf vlo, vf vmagic, vf *hi, vf *lo)
+{
+    const vf one = vf_set1(1.0f);
+    vf d = vf_max(vf_sub(x, vc), vlo);
+    vf t = vf_fma(d, vf_set1(LOG2E_F), vmagic);
+    vf k = vf_sub(t, vmagic);
+    vf r_hi = vf_fma(k, vf_set1(-LN2_HI_F), d);  /* exact */
+    vf r = vf_fma(k, vf_set1(-LN2_LO_F), r_hi);
+    vf delta = vf_fma(k, vf_set1(-LN2_LO_F), vf_sub(r_hi, r));
+    vf q = vf_fma(vf_set1(0x1.6a242cp-10f), r, vf_set1(0x1.1239e0p-7f));
+    q = vf_fma(q, r, vf_set1(0x1.5558f2p-5f));
+    q = vf_fma(q, r, vf_set1(0x1.555492p-3f));
+    q = vf_fma(q, r, vf_set1(0x1.fffffcp-2f));
+    vf h = vf_add(one, r);
+    vf l = vf_fma(delta, h, vf_add(vf_sub(one, h), r));
+    vf scale = vf_pow2_bits(t);
+    *hi = vf_mul(h, scale);
+    *lo = vf_mul(vf_fma(vf_mul(r, r), q, l), scale);
+}
+
+/* exp(x - m) * unit rounded to float32, by plain Horner steps (the stored exps of softmax).
+   shift = 0: the caller knows c = 0 (|m| <= 240, nearly every row) and the subtraction is skipped. */
+FSM_TARGET static inline vf exp_f32_lanes_s(vf x, vf vc, vf vlo, vf vmagic, const int shift)
+{
+    vf d = vf_max(shift ? vf_sub(x, vc) : x, vlo);
+    vf t = vf_fma(d, vf_set1(LOG2E_F), vmagic);
+    vf k = vf_sub(t, vmagic);
+    vf r = vf_fma(k, vf_set1(-LN2_HI_F), d);
+    r = vf_fma(k, vf_set1(-LN2_LO_F), r);
+    vf p = vf_fma(vf_set1(0x1.6a242cp-10f), r, vf_set1(0x1.1239e0p-7f));
+    p = vf_fma(p, r, vf_set1(0x1.5558f2p-5f));
+    p = vf_fma(p, r, vf_set1(0x1.555492p-3f));
+    p = vf_fma(p, r, vf_set1(0x1.fffffcp-2f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    return vf_mul(p, vf_pow2_bits(t));
+}
+
+FSM_TARGET static inline vf exp_f32_lanes(vf x, vf vc, vf vlo, vf vmagic) { return exp_f32_lanes_s(x, vc, vlo, vmagic, 1); }
+
+/* The unrounded exp of lane 0 of x, in double: the exact sum of the pieces. */
+FSM_TARGET static inline double exp_f32_exact(vf x, vf vc, vf vlo, vf vmagic)
+{
+    vf hi, lo;
+    exp_f32_pieces(x, vc, vlo, vmagic, &hi, &lo);
+    return (double)vf_lane0(hi) + (double)vf_lane0(lo);
+}
+
+/* s + c += e, exact for each lane while s >= e (see the header: s starts at CSUM_B). */
+FSM_TARGET static inline void csum_add(vf *s, vf *c, vf e)
+{
+    vf t = vf_add(*s, e);
+    *c = vf_add(*c, vf_sub(e, vf_sub(t, *s)));
+    *s = t;
+}
+
+/* Move (s - CSUM_B) + c into the double accumulators (s - CSUM_B is exact in double); restart s at CSUM_B. */
+FSM_TARGET static inline void csum_flush(vd *d0, vd *d1, vf *s, vf *c)
+{
+    vd s0 = vd_set1(-(double)CSUM_B), s1 = vd_set1(VF_N > VD_N ? -(double)CSUM_B : 0.0);
+    vf_widen_add(&s0, &s1, *s);
+    vf_widen_add(&s0, &s1, *c);
+    *d0 = vd_add(*d0, s0);
+    *d1 = vd_add(*d1, s1);
+    *s = vf_set1(CSUM_B);
+    *c = vf_set1(0.0f);
+}
+
+/* The per-lane sums of a column kernel (lanes 0..VD_N-1 in d0, the rest in d1) into sum[0..VF_N). */
+FSM_TARGET static inline void col_sum_store(double *sum, vd d0, vd d1)
+{
+    vd_store(sum, d0);
+#if VF_N > VD_N
+    vd_store(sum + VD_N, d1);
+#else
+    (void)d1;
+#endif
+}
+
+/* The statistics of a row that pass 1 skips (its max is not finite). */
+static inline void acc_clear(fsm_acc *a)
+{
+    a->sum = a->sum_lo = a->n_max = a->e_min = a->e_max = 0.0;
+    a->unit = 1.0;
+}
+
+/*
+ * Constants of y = e * D for one row (or column); careful = 1 when a product or D's float split could
+ * be subnormal (a block far below its row's max has a tiny D). D * 2^64 itself is normal unless every
+ * output of the row is below 2^-125; there hi64 has fewer bits, and those outputs stay within 1.5 units
+ * of 2^-149.
+ */
+typedef struct { float hi, lo, hi64, lo64, thr, e_max, y_max; int careful; } f32_scale;
+
+static inline f32_scale f32_scale_consts(double D, const fsm_acc *a)
+{
+    f32_scale sc;
+    const double e_min = a->e_min;
+    sc.e_max = (float)a->e_max;
+    sc.y_max = (float)(a->unit * D);      /* the max elements' output, rounded once */
+    double D64 = D * 0x1p64;              /* ~ 1 / (number of elements near the max) */
+    sc.hi64 = (float)D64;
+    sc.lo64 = (float)(D64 - (double)sc.hi64);
+    if (fabsf(sc.lo64) < 0x1p-30f * sc.hi64) sc.lo64 = 0.0f;  /* a tiny lo could make e*lo subnormal */
+    sc.hi = sc.hi64 * 0x1p-64f;           /* exact while normal */
+    sc.lo = sc.lo64 * 0x1p-64f;
+    double lo_abs = fabs((double)sc.lo);
+    /* written so that a NaN D (a row whose result is NaN) takes the plain loop */
+    sc.careful = sc.hi < 0x1p-126f || e_min * (double)sc.hi < 0x1p-125 ||
+                 (sc.lo != 0.0f && (lo_abs < 0x1p-126 || e_min * lo_abs < 0x1p-125));
+    sc.thr = sc.careful ? (float)(0x1p-90 / D64) : 0.0f;  /* e below: y < 2^-154, which rounds to +0 */
+    return sc;
+}
+
+/*
+ * y = e * D without a subnormal operand or result: z = e*(hi64 + lo64) = y * 2^64 is normal (e below
+ * thr are zeroed: their y rounds to 0), then y = z * 2^-64 where that is normal, else the subnormal
+ * y's bits, round(z * 2^85) (= y / 2^-149), built as an integer.
+ */
+FSM_TARGET static inline vf scale_fast_f32(vf e, vf hi, vf lo, vf e_max, vf y_max)
+{
+    return vf_select_eq(e, e_max, y_max, vf_fma(e, hi, vf_mul(e, lo)));
+}
+
+FSM_TARGET static inline vf scale_careful_f32(vf e, vf hi64, vf lo64, vf thr, vf e_max, vf y_max)
+{
+    const vf e_in = e;
+    const vf zmin = vf_set1(0x1p-62f);
+    e = vf_keep_if_ge(e, e, thr);
+    vf z = vf_fma(e, hi64, vf_mul(e, lo64));
+    vf normal = vf_mul(vf_max(zmin, z), vf_set1(0x1p-64f));  /* a NaN z (NaN row) stays NaN */
+    vf subnormal = vf_rint_bits(vf_mul(vf_min(z, zmin), vf_set1(0x1p85f)));
+    return vf_select_eq(e_in, e_max, y_max, vf_select_lt(z, zmin, subnormal, normal));
 }
 
 /* exp(x - m) * 2^54 for float64, x - m carried exactly; also returns d = fl(x - m) for the max test.
@@ -140,11 +324,24 @@ FSM_TARGET static inline void acc_fold(fsm_acc *acc, vd s, vd c)
 
 /* ---- row kernels: `rows` rows of n contiguous elements, per-row state in arrays ---- */
 
+/* Elements before the first vector-aligned address of p (0 .. VF_N-1): passes whose result does not
+   depend on how elements are grouped into vectors (max, elementwise scaling) start with these, so
+   that their full vectors never straddle two cache lines. p is float-aligned. */
+static inline int64_t head_to_align_f32(const float *p, int64_t n)
+{
+    int64_t h = (int64_t)((-(uintptr_t)p & (uintptr_t)(VF_N * sizeof(float) - 1)) / sizeof(float));
+    return h < n ? h : n;
+}
+
 FSM_TARGET static inline float max_one_f32(const float *x, int64_t n)
 {
     vf a0 = vf_set1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
     vf_nanflag nan = vf_nanflag_init();
-    int64_t i = 0;
+    int64_t i = head_to_align_f32(x, n);
+    if (i > 0) {
+        a1 = vf_load_part(x, i, -INFINITY);
+        nan = vf_nanflag_update(nan, a1, a1);
+    }
     for (; i + 4 * VF_N <= n; i += 4 * VF_N) {
         vf v0 = vf_load(x + i), v1 = vf_load(x + i + VF_N);
         vf v2 = vf_load(x + i + 2 * VF_N), v3 = vf_load(x + i + 3 * VF_N);
@@ -192,59 +389,124 @@ FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_
     for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n);
 }
 
-/* e = exp(x - m) stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
+/* One row of expsum_store_rows_f32 (m finite); shift as in exp_f32_lanes_s. */
+FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int64_t n, float m, fsm_acc *a,
+                                                   const int shift)
+{
+    vf vc, vlo, vmg;
+    f32_row_consts(m, F32_BIAS, &vc, &vlo, &vmg);
+    const vf vm = vf_set1(m);
+    vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0, emin = vf_set1(INFINITY);
+    vd d0 = vd_set1(0.0), d1 = d0;
+    int64_t i = 0, n_max = 0;
+    /* main loop: CSUM_STEPS steps per accumulator, then into double */
+    while (i + 2 * VF_N <= n) {
+        int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
+        for (; i < end; i += 2 * VF_N) {
+            vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
+            vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift);
+            vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift);
+            vf_store(y + i, e0);
+            vf_store(y + i + VF_N, e1);
+            emin = vf_min(emin, vf_min(e0, e1));
+            n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
+            csum_add(&s0, &c0, e0);
+            csum_add(&s1, &c1, e1);
+        }
+        csum_flush(&d0, &d1, &s0, &c0);
+        csum_flush(&d0, &d1, &s1, &c1);
+    }
+    /* tail: at most two vectors, the last one partial; its missing lanes read m (for e_min) and add 0 */
+    for (; i < n; i += VF_N) {
+        int64_t r = n - i < VF_N ? n - i : VF_N;
+        vf xv = vf_load_part(x + i, r, m);
+        vf e = exp_f32_lanes_s(xv, vc, vlo, vmg, shift);
+        vf_store_part(y + i, e, r);
+        emin = vf_min(emin, e);
+        n_max += vf_count_eq(vf_keep_first(xv, r), vm);
+        csum_add(&s0, &c0, vf_keep_first(e, r));
+    }
+    csum_flush(&d0, &d1, &s0, &c0);
+    /* The elements equal to m enter the sum unrounded: when they dominate, the rounding of their
+       stored exp would otherwise scale every output of the row (up to 2.3 ulp measured). */
+    const double unit = exp_f32_exact(vm, vc, vlo, vmg);
+    a->sum = vd_hsum(vd_add(d0, d1)) + (double)n_max * (unit - (double)vf_lane0(exp_f32_lanes(vm, vc, vlo, vmg)));
+    /* ... and their outputs are unit / sum rounded once (the scale pass matches them by e_max) */
+    a->unit = unit;
+    a->e_min = (double)vf_hmin(emin);
+    a->e_max = (double)vf_lane0(exp_f32_lanes(vm, vc, vlo, vmg));
+}
+
+/* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
 FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
                                                     const float *m, fsm_acc *acc)
 {
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
-        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        fsm_acc *a = &acc[row];
+        acc_clear(a);
         if (!isfinite(m[row])) continue;
-        const vd vm = vd_set1(m[row]);
-        vd s0 = vd_set1(0.0), s1 = s0;
-        int64_t i = 0;
-        /* main loop */
-        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-            vd e0 = exp_for_f32(vd_sub(vd_load_f32(x + i), vm));
-            vd e1 = exp_for_f32(vd_sub(vd_load_f32(x + i + VD_N), vm));
-            vd_store_f32(y + i, e0);
-            vd_store_f32(y + i + VD_N, e1);
-            s0 = vd_add(s0, e0);
-            s1 = vd_add(s1, e1);
-        }
-        /* tail: padded with -inf, whose exp is 0 */
-        for (; i < n; i += VD_N) {
-            int64_t r = n - i < VD_N ? n - i : VD_N;
-            vd e = exp_for_f32(vd_sub(vd_load_f32_part(x + i, r, -INFINITY), vm));
-            vd_store_f32_part(y + i, e, r);
-            s0 = vd_add(s0, e);
-        }
-        acc[row].sum = vd_hsum(vd_add(s0, s1));
+        if (fabsf(m[row]) > F32_SHIFT_ABOVE)
+            expsum_store_row_f32(x, y, n, m[row], a, 1);
+        else
+            expsum_store_row_f32(x, y, n, m[row], a, 0);
     }
+}
+
+/*
+ * The sum of exp(x - m) * unit over the elements below m; the elements equal to m are counted.
+ * These sums can be tiny next to unit (one dominant logit), so the B-start compensated sum, which is
+ * exact only relative to B, does not apply: each exp is rounded to float, summed in double, and its
+ * rounding residual (exact, Fast2Sum of the two pieces) summed in float, where its own error is
+ * 2^-24 of a 2^-24 correction. The 2^100 carry keeps the residuals normal.
+ */
+FSM_TARGET static inline void exclmax_step_f32(vf x, vf vm, vf vc, vf vlo, vf vmg, vd *d0, vd *d1, vf *res)
+{
+    vf hi, lo;
+    exp_f32_pieces(x, vc, vlo, vmg, &hi, &lo);
+    vf e = vf_add(hi, lo);
+    vf rho = vf_add(vf_sub(hi, e), lo);
+    vf_widen_add(d0, d1, vf_zero_if_eq(e, x, vm));
+    *res = vf_add(*res, vf_zero_if_eq(rho, x, vm));
 }
 
 FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n,
                                                       const float *m, fsm_acc *acc)
 {
     for (int64_t row = 0; row < rows; row++, x += n) {
-        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        fsm_acc *a = &acc[row];
+        acc_clear(a);
         if (!isfinite(m[row])) continue;
-        const vd vm = vd_set1(m[row]);
-        vd s0 = vd_set1(0.0), s1 = s0, k0 = s0;
-        int64_t i = 0;
-        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-            vd d0 = vd_sub(vd_load_f32(x + i), vm);
-            vd d1 = vd_sub(vd_load_f32(x + i + VD_N), vm);
-            s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d0), d0));
-            s1 = vd_add(s1, vd_keep_if_ne0(exp_for_f32(d1), d1));
-            k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
+        vf vc, vlo, vmg;
+        f32_row_consts(m[row], F32_BIAS_LOG, &vc, &vlo, &vmg);
+        const vf vm = vf_set1(m[row]);
+        vf res = vf_set1(0.0f);
+        vd d0 = vd_set1(0.0), d1 = d0, r0 = d0, r1 = d0;
+        int64_t i = 0, n_max = 0;
+        while (i + 2 * VF_N <= n) {
+            int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
+            for (; i < end; i += 2 * VF_N) {
+                vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
+                exclmax_step_f32(x0, vm, vc, vlo, vmg, &d0, &d1, &res);
+                exclmax_step_f32(x1, vm, vc, vlo, vmg, &d0, &d1, &res);
+                n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
+            }
+            vf_widen_add(&r0, &r1, res);
+            res = vf_set1(0.0f);
         }
-        for (; i < n; i += VD_N) {
-            vd d = vd_sub(vd_load_f32_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm);
-            s0 = vd_add(s0, vd_keep_if_ne0(exp_for_f32(d), d));
-            k0 = vd_add(k0, vd_one_if_eq0(d));
+        for (; i < n; i += VF_N) {
+            int64_t r = n - i < VF_N ? n - i : VF_N;
+            vf xv = vf_load_part(x + i, r, -INFINITY), hi, lo;  /* the fill lanes are zeroed */
+            exp_f32_pieces(xv, vc, vlo, vmg, &hi, &lo);
+            vf e = vf_add(hi, lo);
+            vf_widen_add(&d0, &d1, vf_keep_first(vf_zero_if_eq(e, xv, vm), r));
+            res = vf_add(res, vf_keep_first(vf_zero_if_eq(vf_add(vf_sub(hi, e), lo), xv, vm), r));
+            n_max += vf_count_eq(xv, vm);
         }
-        acc[row].sum = vd_hsum(vd_add(s0, s1));
-        acc[row].n_max = vd_hsum(k0);
+        vf_widen_add(&r0, &r1, res);
+        a->sum = vd_hsum(vd_add(d0, d1));
+        a->sum_lo = vd_hsum(vd_add(r0, r1));
+        a->n_max = (double)n_max;
+        a->unit = exp_f32_exact(vm, vc, vlo, vmg);
     }
 }
 
@@ -252,7 +514,7 @@ FSM_TARGET static void KNAME(expsum_store_rows_f64)(const double *x, double *y, 
                                                     const double *m, fsm_acc *acc)
 {
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
-        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        acc_clear(&acc[row]);
         if (!isfinite(m[row])) continue;
         const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
         vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, d;
@@ -280,7 +542,7 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
                                                       const double *m, fsm_acc *acc)
 {
     for (int64_t row = 0; row < rows; row++, x += n) {
-        acc[row].sum = acc[row].sum_lo = acc[row].n_max = 0.0;
+        acc_clear(&acc[row]);
         if (!isfinite(m[row])) continue;
         const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
         vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, k0 = s0, d0, d1;
@@ -305,25 +567,46 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
     }
 }
 
-/* y *= c, c = c_hi + c_lo, rounded once: y*c_hi is exact inside the FMA. */
-FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo)
+/*
+ * y = e * D, D = c_hi + c_lo (1 / the sum of the stored exps) split into float hi + lo: the product
+ * e*hi is exact inside the FMA, so y is rounded once. Fast loop when every product and y are normal
+ * (f32_scale_consts decides from the row's smallest e); otherwise the careful loop, which never forms
+ * a subnormal float: the few subnormal outputs are built as integers.
+ */
+FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
+                                             const fsm_acc *acc)
 {
     for (int64_t row = 0; row < rows; row++, y += n) {
-        const float hi = (float)c_hi[row];
-        const float lo = (float)((c_hi[row] - (double)hi) + c_lo[row]);
-        const vf vhi = vf_set1(hi), vlo = vf_set1(lo);
-        int64_t i = 0;
-        for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-            vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
-            vf_store(y + i, vf_fma(a, vhi, vf_mul(a, vlo)));
-            vf_store(y + i + VF_N, vf_fma(b, vhi, vf_mul(b, vlo)));
+        f32_scale sc = f32_scale_consts(c_hi[row] + c_lo[row], &acc[row]);
+        const vf vmax = vf_set1(sc.e_max), vymax = vf_set1(sc.y_max);
+        int64_t i = head_to_align_f32(y, n);
+        if (!sc.careful) {
+            const vf vhi = vf_set1(sc.hi), vlo = vf_set1(sc.lo);
+            if (i > 0) vf_store_part(y, scale_fast_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vmax, vymax), i);
+            for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+                vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
+                vf_store(y + i, scale_fast_f32(a, vhi, vlo, vmax, vymax));
+                vf_store(y + i + VF_N, scale_fast_f32(b, vhi, vlo, vmax, vymax));
+            }
+            for (; i < n; i += VF_N) {
+                int64_t r = n - i < VF_N ? n - i : VF_N;
+                vf_store_part(y + i, scale_fast_f32(vf_load_part(y + i, r, 0.0f), vhi, vlo, vmax, vymax), r);
+            }
+        } else {
+            const vf vhi = vf_set1(sc.hi64), vlo = vf_set1(sc.lo64), vthr = vf_set1(sc.thr);
+            if (i > 0) vf_store_part(y, scale_careful_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vthr, vmax, vymax), i);
+            for (; i + VF_N <= n; i += VF_N)
+                vf_store(y + i, scale_careful_f32(vf_load(y + i), vhi, vlo, vthr, vmax, vymax));
+            if (i < n)
+                vf_store_part(y + i, scale_careful_f32(vf_load_part(y + i, n - i, 0.0f), vhi, vlo, vthr, vmax, vymax), n - i);
         }
-        for (; i < n; i++) y[i] = fmaf(y[i], hi, y[i] * lo);
     }
 }
 
-FSM_TARGET static void KNAME(scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo)
+FSM_TARGET static void KNAME(scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
+                                             const fsm_acc *acc)
 {
+    (void)acc;
     for (int64_t row = 0; row < rows; row++, y += n) {
         const vd vhi = vd_set1(c_hi[row]), vlo = vd_set1(c_lo[row]);
         int64_t i = 0;
@@ -415,40 +698,90 @@ FSM_TARGET static void KNAME(col_max_f64)(const double *x, int64_t n, int64_t ld
     }
 }
 
+/* Per-column versions of the row kernels: each lane is a column with its own m and constants. */
 FSM_TARGET static void KNAME(col_expsum_store_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
-                                                   const float *m, double *sum, double *sum_lo)
+                                                   const float *m, fsm_acc *acc)
 {
-    (void)sum_lo;
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load_f32(m + j), s = vd_set1(0.0);
-        for (int64_t i = 0; i < n; i++) {
-            vd e = exp_for_f32(vd_sub(vd_load_f32(x + i * ld + j), vm));
-            vd_store_f32(y + i * ld + j, e);
-            s = vd_add(s, e);
+    double lane_sum[VF_N];
+    float lane_unit[VF_N], lane_unit_lo[VF_N], lane_e_m[VF_N], lane_k[VF_N], lane_emin[VF_N];
+    for (int64_t j = 0; j < cols; j += VF_N) {
+        vf vm = vf_load(m + j), vc, vlo, vmg;
+        f32_lane_consts(vm, F32_BIAS, &vc, &vlo, &vmg);
+        vf s = vf_set1(CSUM_B), c = vf_set1(0.0f), k = c, emin = vf_set1(INFINITY);
+        vd d0 = vd_set1(0.0), d1 = d0;
+        for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
+            int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
+            for (int64_t i = i0; i < i1; i++) {
+                vf xv = vf_load(x + i * ld + j);
+                vf e = exp_f32_lanes(xv, vc, vlo, vmg);
+                vf_store(y + i * ld + j, e);
+                emin = vf_min(emin, e);
+                k = vf_add(k, vf_one_if_eq(xv, vm));
+                csum_add(&s, &c, e);
+            }
+            csum_flush(&d0, &d1, &s, &c);
         }
-        vd_store(sum + j, s);
+        col_sum_store(lane_sum, d0, d1);
+        vf_store(lane_emin, emin);
+        vf hi, lo;  /* as in the row kernel: the elements equal to m enter the sum unrounded */
+        exp_f32_pieces(vm, vc, vlo, vmg, &hi, &lo);
+        vf_store(lane_unit, hi);
+        vf_store(lane_unit_lo, lo);
+        vf_store(lane_e_m, exp_f32_lanes(vm, vc, vlo, vmg));
+        vf_store(lane_k, k);
+        for (int l = 0; l < VF_N; l++) {
+            fsm_acc *a = &acc[j + l];
+            a->unit = (double)lane_unit[l] + (double)lane_unit_lo[l];
+            a->sum = lane_sum[l] + (double)lane_k[l] * (a->unit - (double)lane_e_m[l]);
+            a->sum_lo = a->n_max = 0.0;
+            a->e_min = (double)lane_emin[l];
+            a->e_max = (double)lane_e_m[l];
+        }
     }
 }
 
 FSM_TARGET static void KNAME(col_expsum_exclmax_f32)(const float *x, int64_t n, int64_t ld, int64_t cols,
-                                                     const float *m, double *sum, double *sum_lo, double *n_max)
+                                                     const float *m, fsm_acc *acc)
 {
-    (void)sum_lo;
-    for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load_f32(m + j), s = vd_set1(0.0), k = s;
-        for (int64_t i = 0; i < n; i++) {
-            vd d = vd_sub(vd_load_f32(x + i * ld + j), vm);
-            s = vd_add(s, vd_keep_if_ne0(exp_for_f32(d), d));
-            k = vd_add(k, vd_one_if_eq0(d));
+    double lane_sum[VF_N], lane_res[VF_N];
+    float lane_hi[VF_N], lane_lo[VF_N], lane_k[VF_N];
+    for (int64_t j = 0; j < cols; j += VF_N) {
+        vf vm = vf_load(m + j), vc, vlo, vmg;
+        f32_lane_consts(vm, F32_BIAS_LOG, &vc, &vlo, &vmg);
+        vf res = vf_set1(0.0f), k = res;
+        vd d0 = vd_set1(0.0), d1 = d0, r0 = d0, r1 = d0;
+        for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
+            int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
+            for (int64_t i = i0; i < i1; i++) {
+                vf xv = vf_load(x + i * ld + j);
+                exclmax_step_f32(xv, vm, vc, vlo, vmg, &d0, &d1, &res);
+                k = vf_add(k, vf_one_if_eq(xv, vm));
+            }
+            vf_widen_add(&r0, &r1, res);
+            res = vf_set1(0.0f);
         }
-        vd_store(sum + j, s);
-        vd_store(n_max + j, k);
+        col_sum_store(lane_sum, d0, d1);
+        col_sum_store(lane_res, r0, r1);
+        vf hi, lo;
+        exp_f32_pieces(vm, vc, vlo, vmg, &hi, &lo);
+        vf_store(lane_hi, hi);
+        vf_store(lane_lo, lo);
+        vf_store(lane_k, k);
+        for (int l = 0; l < VF_N; l++) {
+            fsm_acc *a = &acc[j + l];
+            acc_clear(a);
+            a->sum = lane_sum[l];
+            a->sum_lo = lane_res[l];
+            a->unit = (double)lane_hi[l] + (double)lane_lo[l];
+            a->n_max = (double)lane_k[l];
+        }
     }
 }
 
 FSM_TARGET static void KNAME(col_expsum_store_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
-                                                   const double *m, double *sum, double *sum_lo)
+                                                   const double *m, fsm_acc *acc)
 {
+    double sum[VD_N], sum_lo[VD_N];
     for (int64_t j = 0; j < cols; j += VD_N) {
         vd vm = vd_load(m + j), vnegm = vd_sub(vd_set1(0.0), vm), s = vd_set1(0.0), c = s, d;
         for (int64_t i = 0; i < n; i++) {
@@ -456,14 +789,19 @@ FSM_TARGET static void KNAME(col_expsum_store_f64)(const double *x, double *y, i
             vd_store(y + i * ld + j, e);
             acc_2sum(&s, &c, e);
         }
-        vd_store(sum + j, s);
-        vd_store(sum_lo + j, c);
+        vd_store(sum, s);
+        vd_store(sum_lo, c);
+        for (int l = 0; l < VD_N; l++) {
+            acc_clear(&acc[j + l]);
+            acc[j + l].sum = sum[l], acc[j + l].sum_lo = sum_lo[l];
+        }
     }
 }
 
 FSM_TARGET static void KNAME(col_expsum_exclmax_f64)(const double *x, int64_t n, int64_t ld, int64_t cols,
-                                                     const double *m, double *sum, double *sum_lo, double *n_max)
+                                                     const double *m, fsm_acc *acc)
 {
+    double sum[VD_N], sum_lo[VD_N], n_max[VD_N];
     for (int64_t j = 0; j < cols; j += VD_N) {
         vd vm = vd_load(m + j), vnegm = vd_sub(vd_set1(0.0), vm), s = vd_set1(0.0), c = s, k = s, d;
         for (int64_t i = 0; i < n; i++) {
@@ -471,25 +809,46 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f64)(const double *x, int64_t n,
             acc_2sum(&s, &c, vd_keep_if_ne0(e, d));
             k = vd_add(k, vd_one_if_eq0(d));
         }
-        vd_store(sum + j, vd_mul(s, vd_set1(0x1p-54)));
-        vd_store(sum_lo + j, vd_mul(c, vd_set1(0x1p-54)));
-        vd_store(n_max + j, k);
+        vd_store(sum, vd_mul(s, vd_set1(0x1p-54)));
+        vd_store(sum_lo, vd_mul(c, vd_set1(0x1p-54)));
+        vd_store(n_max, k);
+        for (int l = 0; l < VD_N; l++) {
+            acc_clear(&acc[j + l]);
+            acc[j + l].sum = sum[l], acc[j + l].sum_lo = sum_lo[l], acc[j + l].n_max = n_max[l];
+        }
     }
 }
 
-/* float32 columns scale in double: one rounding of e*c. */
+/* Columns of stored exps scaled as scale_rows_f32 does, each column with its own D. */
 FSM_TARGET static void KNAME(col_scale_f32)(const float *e, float *y, int64_t n, int64_t ld_in, int64_t ld_out,
-                                            int64_t cols, const double *c_hi, const double *c_lo)
+                                            int64_t cols, const double *c_hi, const double *c_lo, const fsm_acc *acc)
 {
-    (void)c_lo;
-    for (int64_t i = 0; i < n; i++)  /* row by row: y is written in contiguous runs */
-        for (int64_t j = 0; j < cols; j += VD_N)
-            vd_store_f32(y + i * ld_out + j, vd_mul(vd_load_f32(e + i * ld_in + j), vd_load(c_hi + j)));
+    float hi[FSM_COLS_MAX], lo[FSM_COLS_MAX], hi64[FSM_COLS_MAX], lo64[FSM_COLS_MAX], thr[FSM_COLS_MAX];
+    float emax[FSM_COLS_MAX], ymax[FSM_COLS_MAX];
+    int careful = 0;
+    for (int64_t j = 0; j < cols; j++) {
+        f32_scale sc = f32_scale_consts(c_hi[j] + c_lo[j], &acc[j]);
+        hi[j] = sc.hi, lo[j] = sc.lo, hi64[j] = sc.hi64, lo64[j] = sc.lo64, thr[j] = sc.thr;
+        emax[j] = sc.e_max, ymax[j] = sc.y_max;
+        careful |= sc.careful;
+    }
+    if (!careful) {
+        for (int64_t i = 0; i < n; i++)  /* row by row: y is written in contiguous runs */
+            for (int64_t j = 0; j < cols; j += VF_N)
+                vf_store(y + i * ld_out + j, scale_fast_f32(vf_load(e + i * ld_in + j), vf_load(hi + j), vf_load(lo + j),
+                                                            vf_load(emax + j), vf_load(ymax + j)));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j += VF_N)
+            vf_store(y + i * ld_out + j, scale_careful_f32(vf_load(e + i * ld_in + j), vf_load(hi64 + j), vf_load(lo64 + j),
+                                                           vf_load(thr + j), vf_load(emax + j), vf_load(ymax + j)));
 }
 
 FSM_TARGET static void KNAME(col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
-                                            int64_t cols, const double *c_hi, const double *c_lo)
+                                            int64_t cols, const double *c_hi, const double *c_lo, const fsm_acc *acc)
 {
+    (void)acc;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < cols; j += VD_N) {
             vd a = vd_load(e + i * ld_in + j);
