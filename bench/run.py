@@ -62,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--no-accuracy", action="store_true", help="skip the accuracy section")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true", help="list cases and candidates and exit")
+    p.add_argument("--no-avx2-run", action="store_true",
+                   help="--targets: skip the second run with the AVX2 kernel and torch held to AVX2")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -84,9 +86,12 @@ def versions():
     return v
 
 
-def make_input(shape, dtype, seed=0):
+def make_input(shape, dtype, seed=0, data="normal3"):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape, dtype=np.float32 if dtype == "float32" else np.float64)
+    dt = np.float32 if dtype == "float32" else np.float64
+    if data == "uniform80":
+        return rng.uniform(-80, 80, shape).astype(dt)
+    x = rng.standard_normal(shape, dtype=dt)
     x *= 3  # logits-like spread
     return x
 
@@ -192,7 +197,7 @@ def run_timing(cands, case_list, dtypes, ops, thread_list, opts, only=None):
                       if only is None or (case.name, dtype, op, t) in only]
             if not wanted:
                 continue
-            x = make_input(case.shape, dtype)
+            x = make_input(case.shape, dtype, data=case.data)
             out = np.empty_like(x)
             out.fill(0)  # touch the pages once, outside the timings
             red_shape = tuple(s for i, s in enumerate(x.shape) if i != case.axis % x.ndim)
@@ -207,6 +212,30 @@ def run_timing(cands, case_list, dtypes, ops, thread_list, opts, only=None):
             del x, out, out_red, ref_cache
             gc.collect()
     return configs
+
+
+def _has_avx512():
+    import fastsoftmax
+    return fastsoftmax.get_config()["isa"] == "avx512"
+
+
+def _avx2_run(args, out_dir):
+    """The --targets rows again in a child process with the AVX2 kernel and torch held to AVX2
+    (ATEN_CPU_CAPABILITY must be set before torch is imported); returns its results."""
+    import subprocess
+    child_out = os.path.join(out_dir, "avx2")
+    env = dict(os.environ, FASTSOFTMAX_ISA="avx2", ATEN_CPU_CAPABILITY="avx2")
+    cmd = [sys.executable, os.path.abspath(__file__), "--targets", "--no-avx2-run", "--no-plot",
+           "--candidates", "fastsoftmax,torch,copyto", "--out", child_out, "--stat", args.stat]
+    for opt in ("repeats", "sample_ms", "budget_s"):
+        if getattr(args, opt) is not None:
+            cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+    _log("AVX2 run (FASTSOFTMAX_ISA=avx2, ATEN_CPU_CAPABILITY=avx2): " + " ".join(cmd[1:]))
+    if subprocess.run(cmd, env=env).returncode not in (0, 3):
+        _log("  the AVX2 run failed; its column is left out")
+        return None
+    with open(os.path.join(child_out, "results.json")) as fh:
+        return json.load(fh)
 
 
 def main(argv=None):
@@ -296,6 +325,8 @@ def main(argv=None):
         meta["loadavg_end"] = list(os.getloadavg())
     except OSError:
         pass
+    if mode == "targets" and not args.no_avx2_run and _has_avx512():
+        data["avx2_run"] = _avx2_run(args, out_dir)
     meta["wall_s"] = round(time.time() - t_start, 1)
     for w in report.write_all(data, out_dir, plots=not args.no_plot, stat=args.stat):
         _log(f"wrote {w}")
