@@ -389,18 +389,39 @@ FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_
     for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n);
 }
 
-/* One row of expsum_store_rows_f32 (m finite); shift as in exp_f32_lanes_s. */
-FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int64_t n, float m, fsm_acc *a,
-                                                   const int shift)
+/* Per-row constants of the float32 softmax pass, computed VF_N rows at a time (the lane layout of
+   f32_lane_consts): short rows then do not pay two exps and the reductions of a splat vector each. */
+typedef struct { float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N]; double unit[VF_N]; } f32_row_group;
+
+FSM_TARGET static inline void f32_group_consts(const float *m, int64_t rows, float bias, f32_row_group *g)
 {
-    vf vc, vlo, vmg;
-    f32_row_consts(m, F32_BIAS, &vc, &vlo, &vmg);
-    const vf vm = vf_set1(m);
+    float hi[VF_N], lo[VF_N];
+    vf vm = vf_load_part(m, rows, 0.0f), vc, vlo, vmg, h, l;
+    f32_lane_consts(vm, bias, &vc, &vlo, &vmg);
+    vf_store(g->c, vc);
+    vf_store(g->lo, vlo);
+    vf_store(g->magic, vmg);
+    vf_store(g->e_max, exp_f32_lanes(vm, vc, vlo, vmg));
+    exp_f32_pieces(vm, vc, vlo, vmg, &h, &l);
+    vf_store(hi, h);
+    vf_store(lo, l);
+    for (int k = 0; k < VF_N; k++) g->unit[k] = (double)hi[k] + (double)lo[k];
+}
+
+/* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift as in exp_f32_lanes_s. */
+FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int64_t n, float m,
+                                                   const f32_row_group *g, int k, fsm_acc *a, const int shift)
+{
+    const vf vc = vf_set1(g->c[k]), vlo = vf_set1(g->lo[k]), vmg = vf_set1(g->magic[k]), vm = vf_set1(m);
     vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0, emin = vf_set1(INFINITY);
     vd d0 = vd_set1(0.0), d1 = d0;
     int64_t i = 0, n_max = 0;
-    /* main loop: CSUM_STEPS steps per accumulator, then into double */
+    /* main loop: CSUM_STEPS steps per accumulator, then into double (the last flush after the tail) */
     while (i + 2 * VF_N <= n) {
+        if (i > 0) {
+            csum_flush(&d0, &d1, &s0, &c0);
+            csum_flush(&d0, &d1, &s1, &c1);
+        }
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
             vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
@@ -413,10 +434,9 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
             csum_add(&s0, &c0, e0);
             csum_add(&s1, &c1, e1);
         }
-        csum_flush(&d0, &d1, &s0, &c0);
-        csum_flush(&d0, &d1, &s1, &c1);
     }
-    /* tail: at most two vectors, the last one partial; its missing lanes read m (for e_min) and add 0 */
+    /* tail: at most two vectors, the last one partial, into s1 (at most CSUM_STEPS + 2 steps, still
+       exact: s stays below 2^69); the missing lanes read m (for e_min) and add 0 */
     for (; i < n; i += VF_N) {
         int64_t r = n - i < VF_N ? n - i : VF_N;
         vf xv = vf_load_part(x + i, r, m);
@@ -424,31 +444,34 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
         vf_store_part(y + i, e, r);
         emin = vf_min(emin, e);
         n_max += vf_count_eq(vf_keep_first(xv, r), vm);
-        csum_add(&s0, &c0, vf_keep_first(e, r));
+        csum_add(&s1, &c1, vf_keep_first(e, r));
     }
     csum_flush(&d0, &d1, &s0, &c0);
+    csum_flush(&d0, &d1, &s1, &c1);
     /* The elements equal to m enter the sum unrounded: when they dominate, the rounding of their
-       stored exp would otherwise scale every output of the row (up to 2.3 ulp measured). */
-    const double unit = exp_f32_exact(vm, vc, vlo, vmg);
-    a->sum = vd_hsum(vd_add(d0, d1)) + (double)n_max * (unit - (double)vf_lane0(exp_f32_lanes(vm, vc, vlo, vmg)));
+       stored exp would otherwise scale every output of the row (up to 2.3 ulp measured) ... */
+    a->unit = g->unit[k];
+    a->e_max = (double)g->e_max[k];
+    a->sum = vd_hsum(vd_add(d0, d1)) + (double)n_max * (a->unit - a->e_max);
     /* ... and their outputs are unit / sum rounded once (the scale pass matches them by e_max) */
-    a->unit = unit;
     a->e_min = (double)vf_hmin(emin);
-    a->e_max = (double)vf_lane0(exp_f32_lanes(vm, vc, vlo, vmg));
 }
 
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
 FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
                                                     const float *m, fsm_acc *acc)
 {
+    f32_row_group g;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
+        const int k = (int)(row % VF_N);
+        if (k == 0) f32_group_consts(m + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
         fsm_acc *a = &acc[row];
         acc_clear(a);
         if (!isfinite(m[row])) continue;
         if (fabsf(m[row]) > F32_SHIFT_ABOVE)
-            expsum_store_row_f32(x, y, n, m[row], a, 1);
+            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 1);
         else
-            expsum_store_row_f32(x, y, n, m[row], a, 0);
+            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0);
     }
 }
 
