@@ -31,22 +31,36 @@
  * Sums of float32 exps ("c2s": compensated, then double). Each lane accumulates s += e with
  * Fast2Sum, exact because s starts at B = 2^65 > every e and only grows (|s| >= |e|):
  *   t = s + e,  c += e - (t - s),  s = t        (s - B) + c is then the exact sum, up to c's roundings
- * After CSUM_STEPS (8) steps, s and c are widened to double and the lane restarts at B; at the end
- * the B's are subtracted in double. c's own rounding error over 8 steps is below 8 * 2^-24 |c| with
- * |c| <= 8 ulp(s) / 2, i.e. 2^-40 of s per flush: the row sum has a relative error near 2^-30
- * (the 53-bit double sums add less), against 2^-24 for a float32 sum of a few terms. It costs four
- * float additions a vector, which run beside the FMA-bound exp; converting every vector to double
- * instead cost 60 % of the exp pass on AVX-512 (../shared/proto, 0.136 -> 0.214 ns/element).
+ * After CSUM_STEPS (8) steps, (s - B) + c is added to double accumulators ((double)s - B is exact)
+ * and the lane restarts at B. c's own rounding error over 8 steps is below 8 * 2^-24 |c| with
+ * |c| <= 8 ulp(s) / 2, i.e. 2^-40 of s per flush; since the row's max element is in the sum, the sum
+ * is at least B / 2^1.5, so the row sum's relative error stays near 2^-30 (a float32 sum of a few terms
+ * in each lane, then double, measured 2.38 ulp). Cost, measured by bench/micro/passes.sh on Zen 4
+ * (AVX-512, zmm adds and FMAs one a cycle each): 0.08 ns/element of a 0.30 exp pass, about what
+ * widening every vector to double costs there; on Intel the widening cost 60 % of the exp pass
+ * (../shared/proto). This does not apply to the log ops' sums, which leave the max out and can be
+ * far below B (a dominant logit): see below.
+ *
+ * The max elements. Their stored exp e(m) is rounded like any other, and when they dominate the sum
+ * that rounding would scale every output of the row (measured 2.26 ulp with one logit 40 above the
+ * rest). So the sum counts them with the unrounded value unit = e(m) (the exact sum of two float
+ * pieces of the same polynomial, exp_f32_pieces), and the scale pass writes their outputs as
+ * unit * D rounded once (it finds them as the stored values equal to e(m)): a row of one element
+ * gives exactly 1, k equal maxima exactly 1/k.
  *
  * Normalisation: y = e * D, D = 1/sum (stored units) split into float hi + lo, y = fma(e, hi, e*lo):
  * e*hi is exact inside the FMA, one rounding. Error: e has <= 0.5 ulp (rounding of p) + ~0.4 ulp
  * (polynomial, reduction, Horner), the sum ~2^-30, D's split 2^-48, the product 0.5 ulp: measured
- * <= 2 ulp in the accuracy tests on every ISA. Subnormal outputs (y < 2^-126) are never formed by a
+ * <= 1.6 ulp in the accuracy tests on every ISA. Subnormal outputs (y < 2^-126) are never formed by a
  * float operation: when the row's smallest e can give one, the scale pass computes z = y * 2^64
  * (normal), and for z < 2^-62 stores the integer round(z * 2^85), which is y's subnormal bit pattern
  * (within 1 unit of 2^-149 plus the relative error above); e with y < 2^-154 are zeroed first.
- * log_softmax and logsumexp use the same exps without the elements equal to m, S' = sum / unit +
- * (count - 1), and form (x - m) - log1p(S') in double (x - m exact in double): ~0.5 ulp.
+ * log_softmax and logsumexp need S' = sum_{x < m} exp(x - m) + (count of m - 1) to full relative
+ * accuracy even when it is 1e-20. Each exp is formed as two float pieces whose sum is unrounded
+ * (exp_f32_pieces: 1 + r split exactly, the reduction's rounding recovered), rounded to e, and e is
+ * summed in double while its exact residual (pieces - e) is summed in float; the exps carry 2^100
+ * so that the residuals stay normal. (x - m) - log1p(S') is formed in double (x - m exact in
+ * double): measured <= 0.65 ulp.
  *
  * exp for float64 data ("2sum_rr2_p11"):
  *   d, err = TwoSum(x, -m)            x - m == d + err exactly
@@ -63,8 +77,12 @@
  * subnormal grid before they are added (that cost 41 ulp on [0, -713 x 1000]).
  *
  * Tails (n not a multiple of the vector) run the same vector code on a partial vector (masked load
- * and store) padded with -inf (exp gives 0, never equal to a finite max): as accurate as the body.
- * Row kernels take a batch of rows so that short rows do not pay a call per row.
+ * and store) padded with -inf (exp gives 0, never equal to a finite max; the float32 kernels pad
+ * with m and zero those lanes before the sum): as accurate as the body. Row kernels take a batch of
+ * rows so that short rows do not pay a call per row; the float32 softmax computes its per-row
+ * constants for VF_N rows at a time. Passes whose result does not depend on which elements share a
+ * vector (max, scale) start at an aligned address; the exp-and-sum pass does not, so that results
+ * do not depend on the arrays' alignment.
  */
 #include <math.h>
 #include <stdint.h>
