@@ -73,10 +73,14 @@ typedef struct {
     const char *name;        /* "portable", "avx2", "avx512" */
     const char *algorithm;   /* what the kernels compute, for show_config() */
     int lanes_f32, lanes_f64;  /* lanes per vector: column kernels take multiples of these */
-    void (*max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m);
-    void (*max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m);
-    void (*expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
-    void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
+    /* mn: the rows' minima too, when not NULL (float32 softmax; the float64 kernel ignores it) */
+    void (*max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m, float *mn);
+    void (*max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m, double *mn);
+    /* mn: the rows' minima from max_rows (float32; float64 ignores it) */
+    void (*expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
+                                  const float *mn, fsm_acc *acc);
+    void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
+                                  const double *mn, fsm_acc *acc);
     void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
     void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
     /* y *= c_hi + c_lo per row; acc: the rows' pass-1 statistics (float64 ignores them) */

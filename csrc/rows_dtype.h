@@ -36,11 +36,11 @@ static W KF(block_sum)(const fsm_acc *a)
 /* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
 static void KF(block_pass1)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, fsm_block *b)
 {
-    T m;
-    k->KF(max_rows)(x, 1, len, &m);
+    T m, mn;
+    k->KF(max_rows)(x, 1, len, &m, op == FSM_SOFTMAX ? &mn : NULL);
     b->m = (double)m;
     if (op == FSM_SOFTMAX)
-        k->KF(expsum_store_rows)(x, y, 1, len, &m, &b->acc);
+        k->KF(expsum_store_rows)(x, y, 1, len, &m, &mn, &b->acc);
     else
         k->KF(expsum_exclmax_rows)(x, 1, len, &m, &b->acc);
 }
@@ -133,12 +133,12 @@ static void KF(row_factor)(fsm_op op, const fsm_row *st, const fsm_acc *a, doubl
  */
 static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t rows, int64_t n)
 {
-    T m[FSM_BATCH];
+    T m[FSM_BATCH], mn[FSM_BATCH];
     fsm_acc acc[FSM_BATCH];
     double hi[FSM_BATCH], lo[FSM_BATCH];
-    k->KF(max_rows)(x, rows, n, m);
+    k->KF(max_rows)(x, rows, n, m, op == FSM_SOFTMAX ? mn : NULL);
     if (op == FSM_SOFTMAX)
-        k->KF(expsum_store_rows)(x, y, rows, n, m, acc);
+        k->KF(expsum_store_rows)(x, y, rows, n, m, mn, acc);
     else
         k->KF(expsum_exclmax_rows)(x, rows, n, m, acc);
     for (int64_t r = 0; r < rows; r++) {

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     double scale = argc > 3 ? atof(argv[3]) : 3.0;
     const fsm_kernels *ks[2] = {fsm_kernels_avx2, fsm_kernels_b};
     float *x = malloc(sizeof(float) * rows * n), *y = malloc(sizeof(float) * rows * n);
-    float *m = malloc(sizeof(float) * rows);
+    float *m = malloc(sizeof(float) * rows), *mn = malloc(sizeof(float) * rows);
     double *chi = malloc(sizeof(double) * rows), *clo = calloc(rows, sizeof(double));
     fsm_acc *acc = malloc(sizeof(fsm_acc) * rows);
     static double t[4][2][REPS];
@@ -54,13 +54,13 @@ int main(int argc, char **argv)
         for (int v = 0; v < 2; v++) {
             const fsm_kernels *k = ks[v];
             double t0 = now();
-            k->max_rows_f32(x, rows, n, m);
+            k->max_rows_f32(x, rows, n, m, mn);
             double t1 = now();
-            k->expsum_store_rows_f32(x, y, rows, n, m, acc);
+            k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc);
             double t2 = now();
             for (int64_t r = 0; r < rows; r++) chi[r] = 1.0 / acc[r].sum;
             double t3 = now();
-            k->scale_rows_f32(y, rows, n, chi, clo);
+            k->scale_rows_f32(y, rows, n, chi, clo, acc);
             double t4 = now();
             k->expsum_exclmax_rows_f32(x, rows, n, m, acc);
             double t5 = now();

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     size_t bytes = ((size_t)(rows * n) * sizeof(float) + 63) / 64 * 64;
     /* 16 bytes past a 64-byte boundary, as NumPy's large arrays are here (glibc malloc) */
     float *x = (float *)((char *)aligned_alloc(64, bytes + 64) + 16), *y = (float *)((char *)aligned_alloc(64, bytes + 64) + 16);
-    float *m = malloc(sizeof(float) * rows);
+    float *m = malloc(sizeof(float) * rows), *mn = malloc(sizeof(float) * rows);
     double *chi = malloc(sizeof(double) * rows), *clo = calloc(rows, sizeof(double));
     fsm_acc *acc = malloc(sizeof(fsm_acc) * rows), *careful = malloc(sizeof(fsm_acc) * rows);
     static double t[PASSES][REPS];
@@ -61,9 +61,9 @@ int main(int argc, char **argv)
         const fsm_kernels *k = fsm_active();
         for (int rep = 0; rep < REPS; rep++) {
             double t0 = now();
-            k->max_rows_f32(x, rows, n, m);
+            k->max_rows_f32(x, rows, n, m, mn);
             double t1 = now();
-            k->expsum_store_rows_f32(x, y, rows, n, m, acc);
+            k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc);
             double t2 = now();
             for (int64_t r = 0; r < rows; r++) chi[r] = 1.0 / acc[r].sum, careful[r] = acc[r], careful[r].e_min = 0.0;
             double t3 = now();

@@ -163,10 +163,12 @@ FSM_TARGET static inline void exp_f32_pieces(vf x, vf vc, vf vlo, vf vmagic, vf 
 }
 
 /* exp(x - m) * unit rounded to float32, by plain Horner steps (the stored exps of softmax).
-   shift = 0: the caller knows c = 0 (|m| <= 240, nearly every row) and the subtraction is skipped. */
-FSM_TARGET static inline vf exp_f32_lanes_s(vf x, vf vc, vf vlo, vf vmagic, const int shift)
+   shift = 0: the caller knows c = 0 (|m| <= 240, nearly every row) and the subtraction is skipped;
+   clamp = 0: the caller knows no element is below the clamp (the row's min), and the max is skipped. */
+FSM_TARGET static inline vf exp_f32_lanes_s(vf x, vf vc, vf vlo, vf vmagic, const int shift, const int clamp)
 {
-    vf d = vf_max(shift ? vf_sub(x, vc) : x, vlo);
+    vf d = shift ? vf_sub(x, vc) : x;
+    if (clamp) d = vf_max(d, vlo);
     vf t = vf_fma(d, vf_set1(LOG2E_F), vmagic);
     vf k = vf_sub(t, vmagic);
     vf r = vf_fma(k, vf_set1(-LN2_HI_F), d);
@@ -180,7 +182,7 @@ FSM_TARGET static inline vf exp_f32_lanes_s(vf x, vf vc, vf vlo, vf vmagic, cons
     return vf_mul(p, vf_pow2_bits(t));
 }
 
-FSM_TARGET static inline vf exp_f32_lanes(vf x, vf vc, vf vlo, vf vmagic) { return exp_f32_lanes_s(x, vc, vlo, vmagic, 1); }
+FSM_TARGET static inline vf exp_f32_lanes(vf x, vf vc, vf vlo, vf vmagic) { return exp_f32_lanes_s(x, vc, vlo, vmagic, 1, 1); }
 
 /* The unrounded exp of lane 0 of x, in double: the exact sum of the pieces. */
 FSM_TARGET static inline double exp_f32_exact(vf x, vf vc, vf vlo, vf vmagic)
@@ -351,27 +353,36 @@ static inline int64_t head_to_align_f32(const float *p, int64_t n)
     return h < n ? h : n;
 }
 
-FSM_TARGET static inline float max_one_f32(const float *x, int64_t n)
+/* The max of x[0..n) (NaN if any is NaN) and, with want_min, the min in *mn (the float32 softmax
+   takes the smallest exp and whether any element needs the clamp from it). */
+FSM_TARGET static inline float max_one_f32(const float *x, int64_t n, float *mn, const int want_min)
 {
     vf a0 = vf_set1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
+    vf b0 = vf_set1(INFINITY), b1 = b0, b2 = b0, b3 = b0;
     vf_nanflag nan = vf_nanflag_init();
     int64_t i = head_to_align_f32(x, n);
     if (i > 0) {
         a1 = vf_load_part(x, i, -INFINITY);
         nan = vf_nanflag_update(nan, a1, a1);
+        if (want_min) b1 = vf_load_part(x, i, INFINITY);
     }
     for (; i + 4 * VF_N <= n; i += 4 * VF_N) {
         vf v0 = vf_load(x + i), v1 = vf_load(x + i + VF_N);
         vf v2 = vf_load(x + i + 2 * VF_N), v3 = vf_load(x + i + 3 * VF_N);
         a0 = vf_max(a0, v0); a1 = vf_max(a1, v1); a2 = vf_max(a2, v2); a3 = vf_max(a3, v3);
+        if (want_min) {
+            b0 = vf_min(b0, v0); b1 = vf_min(b1, v1); b2 = vf_min(b2, v2); b3 = vf_min(b3, v3);
+        }
         nan = vf_nanflag_update(nan, v0, v1);
         nan = vf_nanflag_update(nan, v2, v3);
     }
     for (; i < n; i += VF_N) {
         vf v = n - i >= VF_N ? vf_load(x + i) : vf_load_part(x + i, n - i, -INFINITY);
         a0 = vf_max(a0, v);
+        if (want_min) b0 = vf_min(b0, n - i >= VF_N ? v : vf_load_part(x + i, n - i, INFINITY));
         nan = vf_nanflag_update(nan, v, v);
     }
+    if (want_min) *mn = vf_hmin(vf_min(vf_min(b0, b1), vf_min(b2, b3)));
     if (vf_nanflag_any(nan)) return NAN;
     return vf_hmax(vf_max(vf_max(a0, a1), vf_max(a2, a3)));
 }
@@ -397,21 +408,26 @@ FSM_TARGET static inline double max_one_f64(const double *x, int64_t n)
     return vd_hmax(vd_max(vd_max(a0, a1), vd_max(a2, a3)));
 }
 
-FSM_TARGET static void KNAME(max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m)
+FSM_TARGET static void KNAME(max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m, float *mn)
 {
-    for (int64_t r = 0; r < rows; r++) m[r] = max_one_f32(x + r * n, n);
+    if (mn)
+        for (int64_t r = 0; r < rows; r++) m[r] = max_one_f32(x + r * n, n, &mn[r], 1);
+    else
+        for (int64_t r = 0; r < rows; r++) m[r] = max_one_f32(x + r * n, n, NULL, 0);
 }
 
-FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m)
+FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m, double *mn)
 {
+    (void)mn;
     for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n);
 }
 
 /* Per-row constants of the float32 softmax pass, computed VF_N rows at a time (the lane layout of
    f32_lane_consts): short rows then do not pay two exps and the reductions of a splat vector each. */
-typedef struct { float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N]; double unit[VF_N]; } f32_row_group;
+typedef struct { float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N], e_min[VF_N]; double unit[VF_N]; } f32_row_group;
 
-FSM_TARGET static inline void f32_group_consts(const float *m, int64_t rows, float bias, f32_row_group *g)
+FSM_TARGET static inline void f32_group_consts(const float *m, const float *mn, int64_t rows, float bias,
+                                               f32_row_group *g)
 {
     float hi[VF_N], lo[VF_N];
     vf vm = vf_load_part(m, rows, 0.0f), vc, vlo, vmg, h, l;
@@ -420,18 +436,20 @@ FSM_TARGET static inline void f32_group_consts(const float *m, int64_t rows, flo
     vf_store(g->lo, vlo);
     vf_store(g->magic, vmg);
     vf_store(g->e_max, exp_f32_lanes(vm, vc, vlo, vmg));
+    vf_store(g->e_min, exp_f32_lanes(vf_load_part(mn, rows, 0.0f), vc, vlo, vmg));  /* the exp of the min */
     exp_f32_pieces(vm, vc, vlo, vmg, &h, &l);
     vf_store(hi, h);
     vf_store(lo, l);
     for (int k = 0; k < VF_N; k++) g->unit[k] = (double)hi[k] + (double)lo[k];
 }
 
-/* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift as in exp_f32_lanes_s. */
+/* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s. */
 FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int64_t n, float m,
-                                                   const f32_row_group *g, int k, fsm_acc *a, const int shift)
+                                                   const f32_row_group *g, int k, fsm_acc *a, const int shift,
+                                                   const int clamp)
 {
     const vf vc = vf_set1(g->c[k]), vlo = vf_set1(g->lo[k]), vmg = vf_set1(g->magic[k]), vm = vf_set1(m);
-    vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0, emin = vf_set1(INFINITY);
+    vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0;
     vd d0 = vd_set1(0.0), d1 = d0;
     int64_t i = 0, n_max = 0;
     /* main loop: CSUM_STEPS steps per accumulator, then into double (the last flush after the tail) */
@@ -443,24 +461,22 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
             vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
-            vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift);
-            vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift);
+            vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift, clamp);
+            vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift, clamp);
             vf_store(y + i, e0);
             vf_store(y + i + VF_N, e1);
-            emin = vf_min(emin, vf_min(e0, e1));
             n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
             csum_add(&s0, &c0, e0);
             csum_add(&s1, &c1, e1);
         }
     }
     /* tail: at most two vectors, the last one partial, into s1 (at most CSUM_STEPS + 2 steps, still
-       exact: s stays below 2^69); the missing lanes read m (for e_min) and add 0 */
+       exact: s stays below 2^69); the missing lanes read m and add 0 */
     for (; i < n; i += VF_N) {
         int64_t r = n - i < VF_N ? n - i : VF_N;
         vf xv = vf_load_part(x + i, r, m);
-        vf e = exp_f32_lanes_s(xv, vc, vlo, vmg, shift);
+        vf e = exp_f32_lanes_s(xv, vc, vlo, vmg, shift, clamp);
         vf_store_part(y + i, e, r);
-        emin = vf_min(emin, e);
         n_max += vf_count_eq(vf_keep_first(xv, r), vm);
         csum_add(&s1, &c1, vf_keep_first(e, r));
     }
@@ -472,24 +488,27 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
     a->e_max = (double)g->e_max[k];
     a->sum = vd_hsum(vd_add(d0, d1)) + (double)n_max * (a->unit - a->e_max);
     /* ... and their outputs are unit / sum rounded once (the scale pass matches them by e_max) */
-    a->e_min = (double)vf_hmin(emin);
+    a->e_min = (double)g->e_min[k] * (1.0 - 0x1p-20);  /* the exp of the min, less any non-monotonic ulp */
 }
 
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
 FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
-                                                    const float *m, fsm_acc *acc)
+                                                    const float *m, const float *mn, fsm_acc *acc)
 {
     f32_row_group g;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
         const int k = (int)(row % VF_N);
-        if (k == 0) f32_group_consts(m + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
+        if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
         fsm_acc *a = &acc[row];
         acc_clear(a);
         if (!isfinite(m[row])) continue;
+        const int clamp = !(mn[row] - g.c[k] >= g.lo[k]);  /* -inf elements need it too */
         if (fabsf(m[row]) > F32_SHIFT_ABOVE)
-            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 1);
+            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 1, 1);
+        else if (clamp)
+            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0, 1);
         else
-            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0);
+            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0, 0);
     }
 }
 
@@ -552,8 +571,9 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t ro
 }
 
 FSM_TARGET static void KNAME(expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n,
-                                                    const double *m, fsm_acc *acc)
+                                                    const double *m, const double *mn, fsm_acc *acc)
 {
+    (void)mn;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
         acc_clear(&acc[row]);
         if (!isfinite(m[row])) continue;
