@@ -15,22 +15,11 @@
 #include <math.h>
 #include <time.h>
 #include "fastsoftmax.h"
+#include "clock.h"
 
 extern const fsm_kernels *const fsm_kernels_avx2;
 extern const fsm_kernels *const fsm_kernels_b;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define REPS 301
 
@@ -70,7 +59,7 @@ int main(int argc, char **argv)
     for (int p = 0; p < 4; p++) {
         double med[2];
         for (int v = 0; v < 2; v++) {
-            qsort(t[p][v], REPS, sizeof(double), cmp);
+            qsort(t[p][v], REPS, sizeof(double), cmp_double);
             med[v] = t[p][v][REPS / 2] * 1e9 / (double)(rows * n);
         }
         printf("%-16s A %6.3f  B %6.3f ns/elt  B/A %.3f\n", names[p], med[0], med[1], med[1] / med[0]);

@@ -16,19 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include "fastsoftmax.h"
+#include "clock.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define REPS 101
 #define PASSES 6
@@ -83,7 +72,7 @@ int main(int argc, char **argv)
         double med[PASSES];
         printf("%-10s", isas[s]);
         for (int p = 0; p < PASSES; p++) {
-            qsort(t[p], REPS, sizeof(double), cmp);
+            qsort(t[p], REPS, sizeof(double), cmp_double);
             med[p] = t[p][REPS / 2] * 1e9 / (double)(rows * n);
             printf(" %14.3f", med[p]);
         }
