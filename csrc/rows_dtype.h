@@ -148,8 +148,12 @@ static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, in
         KF(row_factor)(op, &st, &acc[r], &hi[r], &lo[r]);
         if (op == FSM_LOGSUMEXP) y[r] = KF(lse_value)(m[r], st.hi, st.lo);
     }
-    if (op == FSM_SOFTMAX)
+    if (op == FSM_SOFTMAX) {
         k->KF(scale_rows)(y, rows, n, hi, lo, acc);
+        for (int64_t r = 0; r < rows; r++)  /* pass 1 skipped these rows: y held no exps, only memory */
+            if (isnan(hi[r]))
+                for (int64_t i = 0; i < n; i++) y[r * n + i] = (T)NAN;
+    }
     else if (op == FSM_LOG_SOFTMAX)
         k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
 }

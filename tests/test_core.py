@@ -369,3 +369,15 @@ def test_show_config(capsys):
     assert cfg["version"] == fastsoftmax.__version__
     assert cfg["isa"] in cfg["isas_available"]
     assert cfg["default_threads"] >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_rows_do_not_depend_on_what_out_held(isa, dtype):
+    """A row with a NaN gives NaN whatever memory `out` held (the exp pass skips such rows: found by
+    test_long_rows_and_column_blocks, whose freshly allocated outputs held negative NaNs)."""
+    x = np.random.default_rng(3).standard_normal((3, 100)).astype(dtype)
+    x[1, 7] = np.nan
+    out = np.full_like(x, -np.nan)
+    y = fastsoftmax.softmax(x, axis=-1, out=out)
+    assert np.isnan(y[1]).all() and not np.signbit(y[1]).any()
+    assert y.tobytes() == fastsoftmax.softmax(x, axis=-1).tobytes()

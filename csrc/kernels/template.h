@@ -224,7 +224,7 @@ FSM_TARGET static inline void col_sum_store(double *sum, vd d0, vd d1)
 }
 
 /* The statistics of a row that pass 1 skips (its max is not finite). */
-static inline void acc_clear(fsm_acc *a)
+FSM_TARGET static inline void acc_clear(fsm_acc *a)
 {
     a->sum = a->sum_lo = a->n_max = a->e_min = a->e_max = 0.0;
     a->unit = 1.0;
@@ -238,7 +238,7 @@ static inline void acc_clear(fsm_acc *a)
  */
 typedef struct { float hi, lo, hi64, lo64, thr, e_max, y_max; int careful; } f32_scale;
 
-static inline f32_scale f32_scale_consts(double D, const fsm_acc *a)
+FSM_TARGET static inline f32_scale f32_scale_consts(double D, const fsm_acc *a)
 {
     f32_scale sc;
     const double e_min = a->e_min;
@@ -347,7 +347,7 @@ FSM_TARGET static inline void acc_fold(fsm_acc *acc, vd s, vd c)
 /* Elements before the first vector-aligned address of p (0 .. VF_N-1): passes whose result does not
    depend on how elements are grouped into vectors (max, elementwise scaling) start with these, so
    that their full vectors never straddle two cache lines. p is float-aligned. */
-static inline int64_t head_to_align_f32(const float *p, int64_t n)
+FSM_TARGET static inline int64_t head_to_align_f32(const float *p, int64_t n)
 {
     int64_t h = (int64_t)((-(uintptr_t)p & (uintptr_t)(VF_N * sizeof(float) - 1)) / sizeof(float));
     return h < n ? h : n;
