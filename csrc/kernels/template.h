@@ -65,7 +65,8 @@
  * exp for float64 data ("2sum_rr2_p11"):
  *   d, err = TwoSum(x, -m)            x - m == d + err exactly
  *   d  = max(d, -1077 ln2), err = 0 there (and for -inf): below, 2^(n+54) is +0 and e = 0 exactly
- *   t, n as above with bias 1023+54   so 2^(n+54) stays normal down to the subnormal range
+ *   t  = d*log2(e) + (0x1.8p52+1077)  magic-bias rounding (as for float32, in double): n = t - that,
+ *                                     bits(t) << 52 = 2^(n+54), normal down to the subnormal range
  *   r_hi = d - n*LN2_HI               exact (Cody-Waite: n*LN2_HI exact, Sterbenz)
  *   t2 = err - n*LN2_LO               tiny, its rounding is below 2^-85
  *   r, r_lo = Fast2Sum(r_hi, t2)      the reduced argument as a double-double
@@ -94,12 +95,9 @@
 #define KNAME(name) FSM_CAT(name, FSM_ISA)
 
 #define LOG2E 0x1.71547652b82fep+0
-#define LN2 0x1.62e42fefa39efp-1
 #define LN2_HI 0x1.62e42fee00000p-1
 #define LN2_LO 0x1.a39ef35793c76p-33
-#define MAGIC32 (0x1.8p52 + 1023.0)
 #define MAGIC64 (0x1.8p52 + 1077.0)
-#define EXP32_LO (-0x1.628b76e3a7b61p+9) /* -1023 ln 2: n = -1023 makes 2^n exactly +0 */
 #define EXP64_LO (-0x1.75427f6acad6fp+9) /* -1077 ln 2: n + 1077 = 0 makes 2^(n+54) exactly +0 */
 
 /* ---- the two exponentials ---- */
