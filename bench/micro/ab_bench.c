@@ -1,12 +1,12 @@
 /*
  * A/B micro-benchmark of two builds of one ISA's float32 row kernels, interleaved repetition by
  * repetition in one process (this machine's clock drifts too much for separate runs to compare).
- * Build the candidate's kernel file with -Dfsm_kernels_avx2=fsm_kernels_b, e.g.
+ * ab.sh builds both with -Dfsm_kernels_<isa>=fsm_kernels_a / fsm_kernels_b, e.g. for AVX2:
  *
- *   cc -O3 -ffp-contract=off -I../../csrc -c ../../csrc/kernels/avx2.c -o a.o
+ *   cc -O3 -ffp-contract=off -I../../csrc -Dfsm_kernels_avx2=fsm_kernels_a -c ../../csrc/kernels/avx2.c -o a.o
  *   cc -O3 -ffp-contract=off -I/tmp/variant/csrc -Dfsm_kernels_avx2=fsm_kernels_b \
  *      -c /tmp/variant/csrc/kernels/avx2.c -o b.o
- *   cc -O3 -I../../csrc ab_bench.c a.o b.o -lm -o ab && ./ab 256 1000
+ *   cc -O3 -I../../csrc -I. ab_bench.c a.o b.o -lm -o ab && ./ab 256 1000
  *
  * Reports the median ns per element of each pass for A and B and the ratio B/A.
  */
@@ -17,7 +17,7 @@
 #include "fastsoftmax.h"
 #include "clock.h"
 
-extern const fsm_kernels *const fsm_kernels_avx2;
+extern const fsm_kernels *const fsm_kernels_a;
 extern const fsm_kernels *const fsm_kernels_b;
 
 
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 {
     int64_t rows = argc > 1 ? atoll(argv[1]) : 256, n = argc > 2 ? atoll(argv[2]) : 1000;
     double scale = argc > 3 ? atof(argv[3]) : 3.0;
-    const fsm_kernels *ks[2] = {fsm_kernels_avx2, fsm_kernels_b};
+    const fsm_kernels *ks[2] = {fsm_kernels_a, fsm_kernels_b};
     float *x = malloc(sizeof(float) * rows * n), *y = malloc(sizeof(float) * rows * n);
     float *m = malloc(sizeof(float) * rows), *mn = malloc(sizeof(float) * rows);
     double *chi = malloc(sizeof(double) * rows), *clo = calloc(rows, sizeof(double));
