@@ -28,6 +28,7 @@ from harness import accuracy, candidates, cases, memory, reference, report, timi
 from harness import machine  # noqa: E402
 
 OPS = candidates.OPS
+NORMAL_TWIN = "fastsoftmax-normal3"  # fastsoftmax on normal*3 data of a non-normal case's shape
 DTYPES = ("float32", "float64")
 
 
@@ -148,6 +149,13 @@ def time_config(cands, case, dtype, op, threads, x, out, out_red, ref_cache, opt
                     inaccurate[c.name] = msg
                     _log(f"    ! {c.name} is inaccurate on {case.name} {dtype} {op}: {msg}")
             fns[c.name] = fn
+        if case.data != "normal3" and "fastsoftmax" in fns:
+            # the same call on logits-like data of the same shape, interleaved with this one, so that
+            # the ratio of the two (a speed target) is taken side by side
+            fs = next(c for c in cands if c.name == "fastsoftmax")
+            xn = make_input(case.shape, dtype)
+            fns[NORMAL_TWIN] = fs.timed(op, xn, case.axis, np.empty_like(xn), np.empty_like(out_red), threads)
+            fns[NORMAL_TWIN]()
         res = timing.measure(fns, repeats=opts.repeats, sample_s=opts.sample_s, budget_s=opts.budget_s,
                              first_times=first, gap_s=opts.gap_s if threads > 1 else 0.0,
                              cap_s=opts.cap_s)
@@ -156,7 +164,7 @@ def time_config(cands, case, dtype, op, threads, x, out, out_red, ref_cache, opt
     results = {}
     kinds = {c.name: c.kind for c in cands}
     for name, r in res.items():
-        nbytes = 2 * x.nbytes if kinds[name] == "reference" else op_bytes
+        nbytes = 2 * x.nbytes if kinds.get(name) == "reference" else op_bytes
         med = r["median"]
         results[name] = {
             "median_s": med, "q1_s": r["q1"], "q3_s": r["q3"], "min_s": r["min"], "calls_per_sample": r["k"],
@@ -169,7 +177,7 @@ def time_config(cands, case, dtype, op, threads, x, out, out_red, ref_cache, opt
     for r in results.values():
         r["ratio_to_fastsoftmax"] = r["median_s"] / f["median_s"] if f else None
         r["ratio_to_fastsoftmax_min"] = r["min_s"] / f["min_s"] if f else None
-    results = {c.name: results[c.name] for c in cands if c.name in results}
+    results = {n: results[n] for n in [c.name for c in cands] + [NORMAL_TWIN] if n in results}
     return {"case": case.name, "label": case.label, "what": case.what, "shape": list(case.shape),
             "axis": case.axis, "dtype": dtype, "op": op, "threads": threads, "elements": n,
             "bytes_moved": op_bytes, "results": results, "invalid": invalid, "inaccurate": inaccurate,

@@ -8,7 +8,8 @@ from .timing import fmt_time
 
 MIB = 2 ** 20
 LABELS = {"fastsoftmax": "fastsoftmax", "numpy": "NumPy expr", "scipy": "scipy.special", "torch": "torch",
-          "onnxruntime": "onnxruntime", "copyto": "np.copyto (ref)", "exp": "np.exp out= (ref)"}
+          "onnxruntime": "onnxruntime", "copyto": "np.copyto (ref)", "exp": "np.exp out= (ref)",
+          "fastsoftmax-normal3": "fastsoftmax on normal·3 data"}
 COLORS = {"fastsoftmax": "#d62728", "numpy": "#1f77b4", "scipy": "#9467bd", "torch": "#ff7f0e",
           "onnxruntime": "#2ca02c", "copyto": "#7f7f7f", "exp": "#bcbd22"}
 ORDER = list(LABELS)
@@ -125,6 +126,10 @@ def _target_cell(data, op, case, against, peers):
     if against == "copyto":
         r = cfg["results"].get("copyto")
         return fast, f"np.copyto {fmt_time(_t(r))}" if r else "np.copyto —", fast / _t(r) if r else None
+    twin = cfg["results"].get("fastsoftmax-normal3")
+    if twin is not None:  # timed interleaved with this configuration: the side-by-side ratio
+        t = _t(twin)
+        return fast, f"fastsoftmax {fmt_time(t)} on normal·3 data, same shape, interleaved", fast / t
     other = _find(data, against[5:], "float32", op, 1)
     if other is None or "fastsoftmax" not in other["results"]:
         return fast, "—", None
@@ -373,7 +378,7 @@ def plot(data, dtype, path):
     threads = sorted({c["threads"] for c in cfgs})
     case_order = list(dict.fromkeys(c["case"] for c in cfgs))
     labels = {c["case"]: c["label"] for c in cfgs}
-    names = _names(data)
+    names = [n for n in _names(data) if n != "fastsoftmax-normal3"]  # a twin timing for one target
     fig, axes = plt.subplots(len(ops), len(threads), figsize=(7.5 * len(threads), 3.6 * len(ops) + 0.8),
                              squeeze=False, sharey=True)
     width = 0.8 / len(names)
