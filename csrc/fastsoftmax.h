@@ -23,7 +23,7 @@
  *      argument and exp(r) = (1 + r) + (r_lo + r^2 q(r)), q of degree 9, with the 1 + r step
  *      error-free (Fast2Sum): ~0.56 ulp before the final rounding.
  *   3. Sums: float32 softmax exps are summed by Fast2Sum in float lanes from a start value above every
- *      term (exact), moved to double every 8 steps; the max elements enter unrounded. float32 log-op
+ *      term (exact), moved to double every 16 steps; the max elements enter unrounded. float32 log-op
  *      sums are formed in double from rounded exps plus their exact rounding residuals. float64 exps
  *      with TwoSum compensation. The row is summed in fixed blocks whose partials are merged in order,
  *      so results do not depend on the number of threads.
