@@ -107,7 +107,6 @@ FSM_TARGET static inline float vf_hmax(vf a)
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps(s, s, 1)));
 }
-FSM_TARGET static inline float vf_lane0(vf a) { return _mm256_cvtss_f32(a); }
 FSM_TARGET static inline float vf_hmin(vf a)
 {
     __m128 s = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));

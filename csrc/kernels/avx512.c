@@ -93,7 +93,6 @@ FSM_TARGET static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b)
 }
 FSM_TARGET static inline int vf_nanflag_any(vf_nanflag f) { return f != 0; }
 FSM_TARGET static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
-FSM_TARGET static inline float vf_lane0(vf a) { return _mm512_cvtss_f32(a); }
 FSM_TARGET static inline float vf_hmin(vf a) { return _mm512_reduce_min_ps(a); }
 FSM_TARGET static inline int vf_count_eq(vf a, vf b) { return __builtin_popcount((unsigned)_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }

@@ -63,7 +63,6 @@ static inline vf_nanflag vf_nanflag_init(void) { return 0; }
 static inline vf_nanflag vf_nanflag_update(vf_nanflag f, vf a, vf b) { return f | (a != a) | (b != b); }
 static inline int vf_nanflag_any(vf_nanflag f) { return f; }
 static inline float vf_hmax(vf a) { return a; }
-static inline float vf_lane0(vf a) { return a; }
 static inline float vf_hmin(vf a) { return a; }
 static inline int vf_count_eq(vf a, vf b) { return a == b; }
 static inline vf vf_add(vf a, vf b) { return a + b; }

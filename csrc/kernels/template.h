@@ -183,12 +183,15 @@ FSM_TARGET static inline vf exp_f32_lanes_s(vf x, vf vc, vf vlo, vf vmagic, cons
 
 FSM_TARGET static inline vf exp_f32_lanes(vf x, vf vc, vf vlo, vf vmagic) { return exp_f32_lanes_s(x, vc, vlo, vmagic, 1, 1); }
 
-/* The unrounded exp of lane 0 of x, in double: the exact sum of the pieces. */
-FSM_TARGET static inline double exp_f32_exact(vf x, vf vc, vf vlo, vf vmagic)
+/* The unrounded exps of the lanes of x, in double: unit[l] is the exact sum of the pieces of lane l. */
+FSM_TARGET static inline void exp_f32_exact(vf x, vf vc, vf vlo, vf vmagic, double unit[VF_N])
 {
-    vf hi, lo;
-    exp_f32_pieces(x, vc, vlo, vmagic, &hi, &lo);
-    return (double)vf_lane0(hi) + (double)vf_lane0(lo);
+    float hi[VF_N], lo[VF_N];
+    vf h, l;
+    exp_f32_pieces(x, vc, vlo, vmagic, &h, &l);
+    vf_store(hi, h);
+    vf_store(lo, l);
+    for (int k = 0; k < VF_N; k++) unit[k] = (double)hi[k] + (double)lo[k];
 }
 
 /* s + c += e, exact for each lane while s >= e (see the header: s starts at CSUM_B). */
@@ -428,18 +431,14 @@ typedef struct { float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N], e_min[VF_N];
 FSM_TARGET static inline void f32_group_consts(const float *m, const float *mn, int64_t rows, float bias,
                                                f32_row_group *g)
 {
-    float hi[VF_N], lo[VF_N];
-    vf vm = vf_load_part(m, rows, 0.0f), vc, vlo, vmg, h, l;
+    vf vm = vf_load_part(m, rows, 0.0f), vc, vlo, vmg;
     f32_lane_consts(vm, bias, &vc, &vlo, &vmg);
     vf_store(g->c, vc);
     vf_store(g->lo, vlo);
     vf_store(g->magic, vmg);
     vf_store(g->e_max, exp_f32_lanes(vm, vc, vlo, vmg));
     vf_store(g->e_min, exp_f32_lanes(vf_load_part(mn, rows, 0.0f), vc, vlo, vmg));  /* the exp of the min */
-    exp_f32_pieces(vm, vc, vlo, vmg, &h, &l);
-    vf_store(hi, h);
-    vf_store(lo, l);
-    for (int k = 0; k < VF_N; k++) g->unit[k] = (double)hi[k] + (double)lo[k];
+    exp_f32_exact(vm, vc, vlo, vmg, g->unit);
 }
 
 /* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s. */
@@ -565,7 +564,9 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t ro
         a->sum = vd_hsum(vd_add(d0, d1));
         a->sum_lo = vd_hsum(vd_add(r0, r1));
         a->n_max = (double)n_max;
-        a->unit = exp_f32_exact(vm, vc, vlo, vmg);
+        double unit[VF_N];
+        exp_f32_exact(vm, vc, vlo, vmg, unit);
+        a->unit = unit[0];
     }
 }
 
@@ -763,7 +764,8 @@ FSM_TARGET static void KNAME(col_expsum_store_f32)(const float *x, float *y, int
                                                    const float *m, fsm_acc *acc)
 {
     double lane_sum[VF_N];
-    float lane_unit[VF_N], lane_unit_lo[VF_N], lane_e_m[VF_N], lane_k[VF_N], lane_emin[VF_N];
+    float lane_e_m[VF_N], lane_k[VF_N], lane_emin[VF_N];
+    double lane_unit[VF_N];
     for (int64_t j = 0; j < cols; j += VF_N) {
         vf vm = vf_load(m + j), vc, vlo, vmg;
         f32_lane_consts(vm, F32_BIAS, &vc, &vlo, &vmg);
@@ -783,15 +785,12 @@ FSM_TARGET static void KNAME(col_expsum_store_f32)(const float *x, float *y, int
         }
         col_sum_store(lane_sum, d0, d1);
         vf_store(lane_emin, emin);
-        vf hi, lo;  /* as in the row kernel: the elements equal to m enter the sum unrounded */
-        exp_f32_pieces(vm, vc, vlo, vmg, &hi, &lo);
-        vf_store(lane_unit, hi);
-        vf_store(lane_unit_lo, lo);
+        exp_f32_exact(vm, vc, vlo, vmg, lane_unit);  /* as in the row kernel: the max enters unrounded */
         vf_store(lane_e_m, exp_f32_lanes(vm, vc, vlo, vmg));
         vf_store(lane_k, k);
         for (int l = 0; l < VF_N; l++) {
             fsm_acc *a = &acc[j + l];
-            a->unit = (double)lane_unit[l] + (double)lane_unit_lo[l];
+            a->unit = lane_unit[l];
             a->sum = lane_sum[l] + (double)lane_k[l] * (a->unit - (double)lane_e_m[l]);
             a->sum_lo = a->n_max = 0.0;
             a->e_min = (double)lane_emin[l];
@@ -804,7 +803,8 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f32)(const float *x, int64_t n, 
                                                      const float *m, fsm_acc *acc)
 {
     double lane_sum[VF_N], lane_res[VF_N];
-    float lane_hi[VF_N], lane_lo[VF_N], lane_k[VF_N];
+    float lane_k[VF_N];
+    double lane_unit[VF_N];
     for (int64_t j = 0; j < cols; j += VF_N) {
         vf vm = vf_load(m + j), vc, vlo, vmg;
         f32_lane_consts(vm, F32_BIAS_LOG, &vc, &vlo, &vmg);
@@ -822,17 +822,14 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f32)(const float *x, int64_t n, 
         }
         col_sum_store(lane_sum, d0, d1);
         col_sum_store(lane_res, r0, r1);
-        vf hi, lo;
-        exp_f32_pieces(vm, vc, vlo, vmg, &hi, &lo);
-        vf_store(lane_hi, hi);
-        vf_store(lane_lo, lo);
+        exp_f32_exact(vm, vc, vlo, vmg, lane_unit);
         vf_store(lane_k, k);
         for (int l = 0; l < VF_N; l++) {
             fsm_acc *a = &acc[j + l];
             acc_clear(a);
             a->sum = lane_sum[l];
             a->sum_lo = lane_res[l];
-            a->unit = (double)lane_hi[l] + (double)lane_lo[l];
+            a->unit = lane_unit[l];
             a->n_max = (double)lane_k[l];
         }
     }
