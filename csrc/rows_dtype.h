@@ -153,9 +153,9 @@ static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, in
         for (int64_t r = 0; r < rows; r++)  /* pass 1 skipped these rows: y held no exps, only memory */
             if (isnan(hi[r]))
                 for (int64_t i = 0; i < n; i++) y[r * n + i] = (T)NAN;
-    }
-    else if (op == FSM_LOG_SOFTMAX)
+    } else if (op == FSM_LOG_SOFTMAX) {
         k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
+    }
 }
 
 /* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
