@@ -65,22 +65,27 @@ class BuildExt(build_ext):
             san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
             base = [f for f in base if f != "-O3"] + ["-O1", "-g"]
         for ext in self.extensions:
-            ext.extra_compile_args = base + omp_compile + san
-            ext.extra_link_args = omp_link + san
-            if omp_compile:
+            omp = ext.name == "fastsoftmax._core"  # the only module that runs threads
+            ext.extra_compile_args = base + (omp_compile if omp else []) + san
+            ext.extra_link_args = (omp_link if omp else []) + san
+            if omp and omp_compile:
                 ext.define_macros.append(("FSM_WITH_OPENMP", "1"))
         super().build_extensions()
 
 
-ext = Extension(
-    "fastsoftmax._core",
-    sources=SOURCES,
-    include_dirs=["csrc", numpy.get_include()],
-    # the wheel is built against NumPy 2.x and must load on NumPy 1.26 too
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
-)
+# the wheel is built against NumPy 2.x and must load on NumPy 1.26 too
+NUMPY_MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")]
+
+extensions = [
+    # the plan and the argument checks (pure Cython, no C core): see src/fastsoftmax/_plan.pyx
+    Extension("fastsoftmax._plan", sources=["src/fastsoftmax/_plan.pyx"],
+              include_dirs=[numpy.get_include()], define_macros=list(NUMPY_MACROS)),
+    Extension("fastsoftmax._core", sources=SOURCES,
+              include_dirs=["csrc", numpy.get_include()], define_macros=list(NUMPY_MACROS)),
+]
 
 setup(
-    ext_modules=cythonize([ext], language_level=3, compiler_directives={"embedsignature": True}),
+    ext_modules=cythonize(extensions, language_level=3, compiler_directives={"embedsignature": True},
+                          include_path=["src"]),
     cmdclass={"build_ext": BuildExt},
 )

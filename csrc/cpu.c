@@ -72,6 +72,16 @@ static const fsm_isa_entry isa_table[] = {
 };
 #define N_ISA ((int)(sizeof isa_table / sizeof isa_table[0]))
 
+static const char *const isa_names[] = {
+#define FSM_ISA(id, cpu_check) #id,
+#include "kernels.inc"
+#undef FSM_ISA
+};
+
+int fsm_isa_count(void) { return N_ISA; }
+
+const char *fsm_isa_name(int i) { return i >= 0 && i < N_ISA ? isa_names[i] : 0; }
+
 static const fsm_kernels *active;
 static int detected;
 static fsm_features features;
@@ -83,6 +93,13 @@ static int entry_ok(const fsm_isa_entry *e)
         detected = 1;
     }
     return *e->set != 0 && e->usable(features);
+}
+
+const fsm_kernels *fsm_isa_kernels(const char *name)
+{
+    for (int i = 0; i < N_ISA; i++)
+        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0) return *isa_table[i].set;
+    return 0;
 }
 
 int fsm_isa_compiled(const char *name)

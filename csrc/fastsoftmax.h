@@ -120,6 +120,9 @@ typedef struct {
 #undef FSM_ISA
 
 /* Dispatch (cpu.c): detect the CPU once; choose the best set, or force one by name. */
+int fsm_isa_count(void);                          /* the ISAs of kernels.inc, compiled or not */
+const char *fsm_isa_name(int i);                  /* ... their names, lowest first (NULL out of range) */
+const fsm_kernels *fsm_isa_kernels(const char *name); /* the set of that name, NULL if not compiled */
 int fsm_isa_compiled(const char *name);           /* 1 if this build contains the kernel set */
 int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */
 int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */

@@ -42,21 +42,6 @@ else:
     import fastsoftmax
     import oracle
 
-# Known bugs, reported and covered by strict xfail tests. The fuzzer skips these inputs so that
-# it keeps looking for new problems; set FASTSOFTMAX_FUZZ_KNOWN=1 to explore them anyway.
-SKIP_KNOWN = os.environ.get("FASTSOFTMAX_FUZZ_KNOWN", "") in ("", "0")
-
-
-def known_bug(op, x, kwargs):
-    """Inputs that hit a bug already reported and not fixed yet: return True to skip them.
-
-    The bugs fixed so far are regression tests (tests/test_bad_input.py, tests/test_properties.py);
-    add a predicate here only together with a strict xfail test for the same bug, and drop both
-    when it is fixed.
-    """
-    return False  # no known open bug: every input is checked
-
-
 class Reader:
     """Decodes the fuzzer's bytes; reads past the end give zeros, so every input is valid."""
 
@@ -281,26 +266,14 @@ def path_hint(op, isa, x, kwargs):
     restate its dispatch (row / long row in parallel blocks / column chunks, vector tails) so
     that an input reaching a new native case counts as new coverage and is kept.
     """
-    if not oracle.kernel_route(op, x, kwargs.get("axis"), kwargs.get("b")):
+    p = oracle.plan_of(op, x, kwargs.get("axis"), kwargs.get("b"))
+    if p is None or p.route_name == "fallback":
         return 0
-    if not oracle.direct_route(op, x, kwargs.get("axis"), kwargs.get("b")):
+    if p.route_name == "copy":
         return 2048                      # one copy into the kernel's layout first
-    a = oracle.kernel_input(op, x)
-    axes = oracle.normalize_axes(kwargs.get("axis"), a.ndim)
-    dims = sorted(((a.strides[k], a.shape[k], k in axes) for k in range(a.ndim) if a.shape[k] != 1),
-                  key=lambda d: -d[0])
-    outer = n = inner = 1
-    k = 0
-    while k < len(dims) and not dims[k][2]:
-        outer *= dims[k][1]
-        k += 1
-    while k < len(dims) and dims[k][2]:
-        n *= dims[k][1]
-        k += 1
-    while k < len(dims):
-        inner *= dims[k][1]
-        k += 1
-    lanes = {"portable": 1, "avx2": 4, "avx512": 8}.get(isa, 1)
+    a = p.a
+    outer, n, inner = p.layout
+    lanes = fastsoftmax._core.kernel_lanes(isa)[1]
     f32 = a.dtype == np.float32
     code = 1
     if inner == 1:
@@ -329,8 +302,6 @@ def path_hint(op, isa, x, kwargs):
 def one_input(data):
     r = Reader(data)
     op, isa, x, kwargs = make_call(r)
-    if known_bug(op, x, kwargs):
-        return
     path_hint(op, isa, x, kwargs)
     previous = fastsoftmax._core.current_isa()
     fastsoftmax.set_isa(isa)

@@ -26,9 +26,9 @@ Any violation raises ``OracleError`` (an AssertionError) with a message that nam
 import numpy as np
 
 import fastsoftmax
-from fastsoftmax import _fallback
+from fastsoftmax import _fallback, _plan
 
-OPS = ("softmax", "log_softmax", "logsumexp")
+OPS = _plan.OPS
 
 #: Exceptions the public functions document for invalid arguments (README "Invalid arguments"; AxisError is a
 #: ValueError).
@@ -81,73 +81,41 @@ def _short(obj, n=300):
 
 def normalize_axes(axis, ndim):
     """Sorted non-negative reduced axes, or None when ``axis`` is not a valid axis spec."""
-    if axis is None:
-        return tuple(range(ndim))
-    items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for a in items:
-        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
-            return None
-        a = int(a)
-        if not -ndim <= a < ndim:
-            return None
-        out.append(a % ndim if ndim else a)
-    if len(set(out)) != len(out):
+    try:
+        return _plan.reduced_axes(axis, ndim)
+    except (TypeError, ValueError, OverflowError):  # AxisError is a ValueError
         return None
-    return tuple(sorted(out))
+
+
+def plan_of(op, x, axis=None, b=None):
+    """fastsoftmax's own plan for the call (README, "Where the C kernel runs"), or None when the
+    call raises while planning (an invalid axis or out on a kernel route, x not array-like)."""
+    try:
+        return _plan.plan(op, x, axis, b=b)
+    except Exception:
+        return None
 
 
 def kernel_input(op, x):
     """The float32/float64 array the kernel computes on (integers, and booleans for logsumexp,
     become float64; any byte order), or None when the call goes to the NumPy fallback."""
-    try:
-        a = np.asarray(x)
-    except Exception:
-        return None
-    if a.dtype.kind in "iu" or (op == "logsumexp" and a.dtype.kind == "b"):
-        a = a.astype(np.float64)
-    if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
-        return None
-    return a
+    p = plan_of(op, x)
+    return None if p is None else p.a
 
 
 def kernel_route(op, x, axis=None, b=None):
-    """True when fastsoftmax computes this call with the C kernel (README, "Where the C kernel
-    runs"): float32/float64 data of any layout and byte order (other layouts are copied once),
-    integers as float64, at least one dimension, not empty, no ``b``."""
-    if op == "logsumexp" and b is not None:
-        return False
-    a = kernel_input(op, x)
-    if a is None or a.ndim == 0 or a.size == 0 or a.ndim > 64:
-        return False
-    return normalize_axes(axis, a.ndim) is not None
+    """True when fastsoftmax computes this call with the C kernel: float32/float64 data of any
+    layout and byte order (other layouts are copied once), integers as float64, at least one
+    dimension, not empty, no ``b``."""
+    p = plan_of(op, x, axis, b)
+    return p is not None and p.route_name != "fallback"
 
 
 def direct_route(op, x, axis=None, b=None):
     """True when the kernel reads the data in place: native byte order and the reduced axes one
     contiguous band in memory (no copy)."""
-    if not kernel_route(op, x, axis, b):
-        return False
-    a = kernel_input(op, x)
-    if not a.dtype.isnative:
-        return False
-    axes = normalize_axes(axis, a.ndim)
-    dims = [(a.strides[k], a.shape[k], k in axes) for k in range(a.ndim) if a.shape[k] != 1]
-    dims.sort(key=lambda d: -d[0])                       # memory order, outermost first
-    expected = a.itemsize
-    for stride, size, _ in reversed(dims):               # one dense block, no gaps, no reversal
-        if stride != expected:
-            return False
-        expected *= size
-    pattern = [red for _, _, red in dims]                # reduced axes must be one band
-    k = 0
-    while k < len(pattern) and not pattern[k]:
-        k += 1
-    while k < len(pattern) and pattern[k]:
-        k += 1
-    while k < len(pattern) and not pattern[k]:
-        k += 1
-    return k == len(pattern)
+    p = plan_of(op, x, axis, b)
+    return p is not None and p.route_name == "direct"
 
 
 # ---------------------------------------------------------------------------------------------

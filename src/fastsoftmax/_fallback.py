@@ -6,7 +6,7 @@ and no floating-point RuntimeWarning is emitted). The fast path is tested agains
 """
 import numpy as np
 
-from ._checks import check_out, check_threads, reduced_axes
+from ._plan import check_out, check_threads, reduced_axes
 
 
 def elementwise_dtype(dtype, name):
@@ -62,16 +62,15 @@ def log_softmax(x, axis=None, *, out=None, threads=None):
         return np.subtract(shifted, log_s, out=out)
 
 
-def _lse_dtype(a, b):
-    if a.dtype.kind not in "biufc":
-        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {a.dtype}")
-    if b is not None and b.dtype.kind not in "biufc":
-        raise TypeError(f"logsumexp: b must be a real or complex numeric array, got dtype {b.dtype}")
-    dt = np.result_type(a, b) if b is not None else a.dtype
+def lse_dtype(a_dtype, b_dtype=None):
+    """The result dtype of logsumexp for data of ``a_dtype`` and weights of ``b_dtype`` (or None)."""
+    if a_dtype.kind not in "biufc":
+        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {a_dtype}")
+    if b_dtype is not None and b_dtype.kind not in "biufc":
+        raise TypeError(f"logsumexp: b must be a real or complex numeric array, got dtype {b_dtype}")
+    dt = np.result_type(a_dtype, b_dtype) if b_dtype is not None else a_dtype
     if dt.kind in "biu":
         return np.dtype(np.float64)
-    if dt.kind not in "fc":
-        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {dt}")
     return dt.newbyteorder("=")
 
 
@@ -81,7 +80,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     a = np.asarray(a)
     if b is not None:
         b = np.asarray(b)
-    dt = _lse_dtype(a, b)
+    dt = lse_dtype(a.dtype, None if b is None else b.dtype)
     a = a.astype(dt, copy=False)
     if b is not None:
         b = b.astype(dt, copy=False)
@@ -96,14 +95,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
             out = np.full(tuple(shape), -np.inf, dtype=dt)
             sgn = np.sign(out)
         else:
-            out, sgn = _lse_careful(a, b, axes, return_sign)
-            # Where the careful form is not finite, the direct form gives the IEEE answer (inf, -inf, nan).
+            a_max, k, rest = _lse_parts(a, b, axes)
             direct = np.sum(np.exp(a) if b is None else b * np.exp(a), axis=axes, keepdims=True)
-            finite = np.isfinite(out)
-            if return_sign:
-                sgn = np.where(finite, sgn, np.sign(direct))
-                direct = np.abs(direct)
-            out = np.where(finite, out, np.log(direct))
+            out, sgn = lse_combine(a_max, k, rest, direct, return_sign)
         if dt.kind == "c":
             if return_sign:
                 sgn = sgn.real + _wrap_angle(sgn.imag) * 1j
@@ -124,12 +118,9 @@ def _wrap_angle(t):
     return np.where(np.abs(t) < np.pi, t, -((np.pi - t) % (2 * np.pi) - np.pi))
 
 
-def _lse_careful(a, b, axes, return_sign):
-    """log(sum(b*exp(a))) as log1p(rest/k) + log(k) + max, with the maxima taken out of the sum.
-
-    k is the (weighted) count of the elements equal to the maximum, so the result keeps full
-    relative precision when one element dominates.
-    """
+def _lse_parts(a, b, axes):
+    """(max, k, rest) of every slice: the maximum, the (weighted) count k of the elements equal to
+    it, and the weighted sum of exp(a - max) over the others."""
     if b is not None:
         a = np.where(b == 0, -np.inf, a)  # a zero weight removes its element, even if inf or nan
     if a.dtype.kind == "c":
@@ -146,8 +137,17 @@ def _lse_careful(a, b, axes, return_sign):
     k = np.sum(weight, axis=axes, keepdims=True, dtype=a.dtype)
     rest = np.where(is_max, -np.inf, a)
     terms = np.exp(rest - a_max) if b is None else b * np.exp(rest - a_max)
-    s = np.sum(terms, axis=axes, keepdims=True, dtype=terms.dtype)
-    s = np.where(s == 0, s, s / k)
+    return a_max, k, np.sum(terms, axis=axes, keepdims=True, dtype=terms.dtype)
+
+
+def lse_combine(a_max, k, rest, direct, return_sign, dtype=None):
+    """(result, sign) of logsumexp from a slice's (max, k, rest) and its direct sum(b * exp(a)).
+
+    The careful form log1p(rest/k) + log(k) + max keeps full relative precision when one element
+    dominates; where it is not finite, the direct form gives the IEEE answer (inf, -inf, nan).
+    ``dtype``: the result's dtype when the parts are wider (fastsoftmax.dask's partials).
+    """
+    s = np.where(rest == 0, rest, rest / k)
     sgn = np.sign(s + 1) * np.sign(k)
     if s.dtype.kind == "f":
         s = np.where(s < -1, -s - 2, s)
@@ -159,4 +159,30 @@ def _lse_careful(a, b, axes, return_sign):
         out = out.real
     elif out.dtype.kind == "f":
         out = np.where(sgn < 0, np.nan, out)
+    if dtype is not None:
+        out, sgn = out.astype(dtype), sgn.astype(dtype)
+    finite = np.isfinite(out)
+    if return_sign:
+        sgn = np.where(finite, sgn, np.sign(direct))
+        direct = np.abs(direct)
+    out = np.where(finite, out, np.log(direct))
+    if dtype is not None:
+        out, sgn = out.astype(dtype), sgn.astype(dtype)
     return out, sgn
+
+
+def unweighted_sign(res):
+    """The sign logsumexp returns without weights: the sum is positive, so 1; 0 where the result
+    is -inf (log 0); nan where it is nan."""
+    return np.where(np.isnan(res), np.nan, np.where(res == -np.inf, 0.0, 1.0)).astype(res.dtype)
+
+
+def shape_lse_result(out, axes, keepdims, return_sign):
+    """scipy's result of logsumexp (without b) from its values over the kept axes: the reduced
+    ``axes`` put back with keepdims, a NumPy scalar for a 0-d result, the sign with return_sign."""
+    if keepdims:
+        out = np.expand_dims(out, axes)
+    if return_sign:
+        sgn = unweighted_sign(out)
+        return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
+    return out[()] if out.ndim == 0 else out

@@ -50,8 +50,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import log_softmax as _np_log_softmax
 from . import logsumexp as _np_logsumexp
 from . import softmax as _np_softmax
-from ._checks import check_threads, reduced_axes
-from ._fallback import elementwise_dtype
+from ._fallback import elementwise_dtype, lse_combine, lse_dtype, unweighted_sign
+from ._plan import check_threads, plan, reduced_axes
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -70,17 +70,6 @@ def _task_threads(threads):
 
 def _as_dask(x):
     return x if isinstance(x, da.Array) else da.asarray(x)
-
-
-
-
-def _lse_dtype(a_dtype, b_dtype):
-    dt = np.result_type(a_dtype, b_dtype) if b_dtype is not None else a_dtype
-    if dt.kind in "biu":
-        return np.dtype(np.float64)
-    if dt.kind not in "fc":
-        raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {dt}")
-    return dt.newbyteorder("=")
 
 
 def _work_dtype(dtype):
@@ -145,23 +134,17 @@ def _exp_diff(a, b):
 def _kernel_layout(x, axis):
     """(x2, axis2, perm): x2 a layout the kernels take on their fast path, ``_undo(y, perm)`` undoes it.
 
-    The kernels work on a dense block whose reduced axes form one band in memory; anything else
-    (a strided view such as a block of ``da.from_array``, or reduced axes with a kept axis between
-    them) is copied here once, with the kept axes first and the reduced axes last
-    (x2 = x.transpose(perm)), so that the NumPy steps around the kernel call see the same layout.
+    Where the kernel would copy the block (the plan's copy route: a strided view such as a block of
+    ``da.from_array``, or reduced axes with a kept axis between them), the copy is made here, with
+    the plan's axis order (x2 = x.transpose(perm), kept axes first), so that the NumPy steps around
+    the kernel call see the same layout.
     """
-    dense = x.flags.c_contiguous or x.flags.f_contiguous
-    nd = x.ndim
-    axes = tuple(range(nd)) if axis is None else axis
-    big = [i for i in range(nd) if x.shape[i] != 1]
-    red = [j for j, i in enumerate(big) if i in axes]
-    band = not red or red[-1] - red[0] == len(red) - 1
-    if dense and band:
+    p = plan("softmax", x, axis)
+    if p.route_name != "copy":
         return x, axis, None
-    if band:
-        return np.ascontiguousarray(x), axis, None
-    perm = tuple(i for i in range(nd) if i not in axes) + tuple(axes)
-    return np.ascontiguousarray(x.transpose(perm)), tuple(range(nd - len(axes), nd)), perm
+    perm = p.order
+    nd, nred = len(perm), len(p.axes)
+    return p.band_copy(), tuple(range(nd - nred, nd)), (None if perm == tuple(range(nd)) else perm)
 
 
 def _undo(y, perm):
@@ -284,24 +267,10 @@ def _lse_aggregate(parts, axis, keepdims=False, out_dtype=None, weighted=False, 
             t = _merge(parts, axis)
             m, u = t["m"], t["u"]
             res = np.where(np.isfinite(m), m + np.log1p(u), m).astype(out_dtype)
-            sgn = np.where(np.isnan(res), np.nan, np.where(res == -np.inf, 0, 1)).astype(out_dtype)
+            sgn = unweighted_sign(res)
         else:
             t = _merge_b(parts, axis)
-            m, k, r, d = t["m"], t["k"], t["r"], t["d"]
-            # The NumPy logsumexp's careful form, then its direct form where that is not finite.
-            s = np.where(r == 0, r, r / k)
-            sgn = np.sign(s + 1) * np.sign(k)
-            s = np.where(s < -1, -s - 2, s)
-            res = np.log1p(s) + np.log(np.abs(k)) + m
-            if not return_sign:
-                res = np.where(sgn < 0, np.nan, res)
-            res = res.astype(out_dtype)
-            finite = np.isfinite(res)
-            if return_sign:
-                sgn = np.where(finite, sgn, np.sign(d))
-                d = np.abs(d)
-            res = np.where(finite, res, np.log(d)).astype(out_dtype)
-            sgn = sgn.astype(out_dtype)
+            res, sgn = lse_combine(t["m"], t["k"], t["r"], t["d"], return_sign, out_dtype)
     res = _squeeze(res, axis, keepdims)
     if not return_sign:
         return res
@@ -474,7 +443,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     a = _as_dask(a)
     if b is not None:
         b = _as_dask(b)
-    dt = _lse_dtype(a.dtype, None if b is None else b.dtype)
+    dt = lse_dtype(a.dtype, None if b is None else b.dtype)
     if b is not None:
         a, b = _broadcast_weights(a, b)
         b = b.astype(dt)

@@ -1,0 +1,27 @@
+# The planning step shared by the kernel wrapper (_core), fastsoftmax.dask and the fuzz harness.
+from libc.stdint cimport int64_t
+
+cdef enum:
+    OP_SOFTMAX = 0       # the numbering of fsm_op in csrc/fastsoftmax.h
+    OP_LOG_SOFTMAX = 1
+    OP_LOGSUMEXP = 2
+
+cdef enum:
+    ROUTE_FALLBACK = 0   # NumPy (_fallback.py)
+    ROUTE_DIRECT = 1     # the kernel reads the input in place
+    ROUTE_COPY = 2       # one copy into the kernel's layout, then the kernel
+
+cdef class Plan:
+    cdef readonly int op
+    cdef readonly int route
+    cdef readonly object a              # the kernel's input: float32/float64 ndarray (None: fallback)
+    cdef readonly tuple axes            # the reduced axes, sorted and non-negative
+    cdef readonly int64_t outer, n, inner
+    cdef readonly tuple order           # copy route: axis order of the copy (kept axes, then reduced)
+    cdef readonly tuple kept_order      # logsumexp, direct route: the kept axes in memory order
+    cdef readonly bint out_direct       # the kernel may write the caller's `out` itself
+
+cpdef int check_threads(object threads) except -2
+cpdef tuple reduced_axes(object axis, int ndim)
+cpdef bint check_out(object out, object shape, object dtype, object x) except -1
+cdef Plan make_plan(int op, object x, object axis, object out, object b)
