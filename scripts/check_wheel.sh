@@ -63,7 +63,7 @@ if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         | tar -C "$ROOT" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$WORK/src" -xf -
 else
     tar -C "$ROOT" --exclude=./build --exclude=./dist --exclude='./.venv*' --exclude='*.so' \
-        --exclude='*.egg-info' --exclude=__pycache__ --exclude=src/fastsoftmax/_core.c -cf - . | tar -C "$WORK/src" -xf -
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=src/fastsoftmax/_core.c --exclude=src/fastsoftmax/_plan.c -cf - . | tar -C "$WORK/src" -xf -
 fi
 
 # ---- 2. sdist + wheel ------------------------------------------------------------------------
@@ -82,6 +82,7 @@ with tarfile.open(sdist) as t:
     names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
 need = {p.relative_to(src).as_posix() for p in (src / "csrc").rglob("*") if p.is_file()}
 need |= {"setup.py", "pyproject.toml", "README.md", "src/fastsoftmax/_core.pyx",
+         "src/fastsoftmax/_plan.pyx", "src/fastsoftmax/_plan.pxd",
          "src/fastsoftmax/_core.pyi", "src/fastsoftmax/__init__.pyi", "src/fastsoftmax/py.typed"}
 need |= {p.relative_to(src).as_posix() for p in (src / "src/fastsoftmax").glob("*.py")}
 missing = sorted(need - names)

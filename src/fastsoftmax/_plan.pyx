@@ -20,6 +20,7 @@ The checks are written once, each with a fast first test for the common case (a 
 """
 import operator
 
+cimport cython
 cimport numpy as cnp
 import numpy as np
 
@@ -185,6 +186,7 @@ cdef int _layout(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64
     return k == cnt
 
 
+@cython.auto_pickle(False)
 cdef class Plan:
     """How one call is computed (see the module docstring); made by ``plan()``."""
 
