@@ -107,12 +107,10 @@ cdef object _run(Plan p, object out, int nt):
     """Carry out a kernel plan (direct or copy route). softmax / log_softmax: the result (``out``
     when given); logsumexp: the values over the kept axes in their order, before scipy's shaping."""
     cdef cnp.ndarray y
-    cdef int nred
     if p.route == ROUTE_COPY:
-        nred = len(p.axes)
-        nd = len(p.order)
+        nd = p.ndim
         c = p.band_copy()
-        y = _run(make_plan(p.op, c, tuple(range(nd - nred, nd)), None, None), None, nt)
+        y = _run(make_plan(p.op, c, tuple(range(p.nkept, nd)), None, None), None, nt)
         if p.op == OP_LOGSUMEXP:
             return y                      # the kept axes are first in the copy, in their order
         y = y.transpose(np.argsort(p.order))
@@ -122,9 +120,10 @@ cdef object _run(Plan p, object out, int nt):
         return out
     a = p.a
     if p.op == OP_LOGSUMEXP:
-        y = np.empty([a.shape[ax] for ax in p.kept_order], dtype=a.dtype)
+        y = np.empty(p.kept_shape(), dtype=a.dtype)
         _compute(p.op, a, y, p.outer, p.n, p.inner, nt)
-        return y.transpose(np.argsort(p.kept_order)) if list(p.kept_order) != sorted(p.kept_order) else y
+        unsort = p.kept_unsort()
+        return y if unsort is None else y.transpose(unsort)
     if out is not None and p.out_direct:
         y = out
     else:

@@ -34,7 +34,7 @@ def _prepare(x, axis, out, threads, name):
     elif axis is not None:
         reduced_axes(axis, 1)  # a 0-d array takes axis 0 or -1, as in np.max and scipy; others: AxisError
     if out is not None:
-        check_out(out, x.shape, x.dtype.newbyteorder("="), x)
+        check_out(out, x.dtype.newbyteorder("="), x)
     return x, axis
 
 

@@ -11,17 +11,24 @@ cdef enum:
     ROUTE_DIRECT = 1     # the kernel reads the input in place
     ROUTE_COPY = 2       # one copy into the kernel's layout, then the kernel
 
+cdef enum:
+    MAX_DIMS = 64        # the kernel route takes at most this many dimensions
+
 cdef class Plan:
     cdef readonly int op
     cdef readonly int route
-    cdef readonly object a              # the kernel's input: float32/float64 ndarray (None: fallback)
-    cdef readonly tuple axes            # the reduced axes, sorted and non-negative
+    cdef readonly object a              # the kernel's input: float32/float64 ndarray (None: not array-like
+                                        # for the kernel's dtypes)
     cdef readonly int64_t outer, n, inner
-    cdef readonly tuple order           # copy route: axis order of the copy (kept axes, then reduced)
-    cdef readonly tuple kept_order      # logsumexp, direct route: the kept axes in memory order
     cdef readonly bint out_direct       # the kernel may write the caller's `out` itself
-
+    cdef int ndim                       # -1 until the reduced axes are known
+    cdef bint reduced[MAX_DIMS]
+    cdef int nkept
+    cdef int kept[MAX_DIMS]             # kept axes: in memory order (outermost first) for a direct
+                                        # logsumexp, else ascending
+    cdef tuple kept_shape(self)
+    cdef object kept_unsort(self)
 cpdef int check_threads(object threads) except -2
 cpdef tuple reduced_axes(object axis, int ndim)
-cpdef bint check_out(object out, object shape, object dtype, object x) except -1
+cpdef bint check_out(object out, object dtype, object x) except -1
 cdef Plan make_plan(int op, object x, object axis, object out, object b)

@@ -30,9 +30,6 @@ MAX_THREADS = 1 << 16
 OPS = ("softmax", "log_softmax", "logsumexp")
 ROUTES = ("fallback", "direct", "copy")
 
-cdef enum:
-    MAX_DIMS = 64
-
 
 # ---- the argument checks (the fallback uses them too) ----
 
@@ -93,10 +90,11 @@ cdef void _extent(cnp.ndarray a, char **lo, char **hi):
             hi[0] += cnp.PyArray_STRIDES(a)[k] * (cnp.PyArray_DIMS(a)[k] - 1)
 
 
-cdef bint _out_fits(object out, object shape, object dtype, object x):
+cdef bint _out_fits(object out, object dtype, object x):
     """True when out certainly passes check_out and has x's layout: an ndarray of x's shape, dtype
     and strides, writeable and aligned, that is x itself or disjoint from it."""
     cdef cnp.ndarray o, a
+    cdef int k
     cdef char *alo
     cdef char *ahi
     cdef char *olo
@@ -107,8 +105,11 @@ cdef bint _out_fits(object out, object shape, object dtype, object x):
     a = x
     if cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(a) or o.dtype is not dtype and o.dtype != dtype:
         return False
-    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o) or (<object>o).shape != shape:
+    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o):
         return False
+    for k in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIMS(o)[k] != cnp.PyArray_DIMS(a)[k]:
+            return False
     if not _same_layout(a, o):
         return False
     if cnp.PyArray_DATA(o) == cnp.PyArray_DATA(a):
@@ -124,12 +125,13 @@ def _is_same_memory(a, b):
             and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
 
 
-cpdef bint check_out(object out, object shape, object dtype, object x) except -1:
-    """Validate a caller's ``out`` for a result of ``shape`` and ``dtype`` computed from ``x``
-    (TypeError / ValueError). Returns whether out has x's layout and is aligned, i.e. whether a
-    kernel reading x may write out directly."""
-    if _out_fits(out, shape, dtype, x):
+cpdef bint check_out(object out, object dtype, object x) except -1:
+    """Validate a caller's ``out`` for a result of x's shape and of ``dtype`` computed from the
+    array ``x`` (TypeError / ValueError). Returns whether out has x's layout and is aligned, i.e.
+    whether a kernel reading x may write out directly."""
+    if _out_fits(out, dtype, x):
         return True
+    shape = x.shape
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
@@ -145,7 +147,7 @@ cpdef bint check_out(object out, object shape, object dtype, object x) except -1
             overlaps = True
         if overlaps:
             raise ValueError("out partially overlaps the input: pass the input itself (in place) or a separate array")
-    return (isinstance(x, np.ndarray) and out.ndim == x.ndim and out.flags.aligned
+    return (out.ndim == x.ndim and out.flags.aligned
             and _same_layout(x, out))
 
 
@@ -187,6 +189,7 @@ cdef int _layout(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64
 
 
 @cython.auto_pickle(False)
+@cython.freelist(16)
 cdef class Plan:
     """How one call is computed (see the module docstring); made by ``plan()``."""
 
@@ -199,9 +202,43 @@ cdef class Plan:
         return OPS[self.op]
 
     @property
+    def axes(self):
+        """The reduced axes, sorted (None where the plan did not get that far: fallback)."""
+        if self.ndim < 0:
+            return None
+        return tuple([k for k in range(self.ndim) if self.reduced[k]])
+
+    @property
+    def order(self):
+        """Copy route: the axis order of the copy, the kept axes then the reduced ones (else None)."""
+        if self.route != ROUTE_COPY:
+            return None
+        return tuple([self.kept[k] for k in range(self.nkept)]) + self.axes
+
+    @property
+    def kept_order(self):
+        """Direct logsumexp: the kept axes in memory order, the order of the kernel's results (else None)."""
+        if self.route != ROUTE_DIRECT or self.op != OP_LOGSUMEXP:
+            return None
+        return tuple([self.kept[k] for k in range(self.nkept)])
+
+    @property
     def layout(self):
         """(outer, n, inner) of the kernel's rows (of the copy, on the copy route)."""
         return (self.outer, self.n, self.inner)
+
+    cdef tuple kept_shape(self):
+        """The shape of the kernel's logsumexp results: the kept axes' sizes in ``kept`` order."""
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(self.a)
+        return tuple([dims[self.kept[k]] for k in range(self.nkept)])
+
+    cdef object kept_unsort(self):
+        """The transpose that puts results in ``kept`` order back in axis order; None if they are."""
+        cdef int k
+        for k in range(1, self.nkept):
+            if self.kept[k] < self.kept[k - 1]:
+                return np.argsort([self.kept[j] for j in range(self.nkept)])
+        return None
 
     def band_copy(self):
         """The copy-route layout: a native C-ordered copy of a, axes in ``order``."""
@@ -212,14 +249,47 @@ cdef class Plan:
                 f"layout={self.layout}, order={self.order}, out_direct={self.out_direct})")
 
 
+cdef int _reduced_mask(object axis, int nd, bint *reduced) except -1:
+    cdef int k, ax
+    if axis is None:
+        for k in range(nd):
+            reduced[k] = True
+        return 0
+    for k in range(nd):
+        reduced[k] = False
+    if type(axis) is int and -nd <= axis < nd:
+        ax = axis
+        reduced[ax + nd if ax < 0 else ax] = True
+        return 0
+    for ax in reduced_axes(axis, nd):
+        reduced[ax] = True
+    return 0
+
+
+cdef void _kept_in_memory_order(Plan p, cnp.ndarray a):
+    """p.kept = the kept axes sorted by stride, largest first (stable: ties keep axis order)."""
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
+    cdef int k, j, ax
+    p.nkept = 0
+    for ax in range(p.ndim):
+        if p.reduced[ax]:
+            continue
+        j = p.nkept
+        while j > 0 and strides[p.kept[j - 1]] < strides[ax]:
+            p.kept[j] = p.kept[j - 1]
+            j -= 1
+        p.kept[j] = ax
+        p.nkept += 1
+
+
 cdef Plan make_plan(int op, object x, object axis, object out, object b):
     cdef Plan p = Plan.__new__(Plan)
     cdef cnp.ndarray a
     cdef int nd, k, t
-    cdef bint reduced[MAX_DIMS]
     cdef int64_t cols, rows, inner
     p.op = op
     p.route = ROUTE_FALLBACK
+    p.ndim = -1
     if b is not None:
         return p
     a = x if cnp.PyArray_CheckExact(x) else np.asarray(x)
@@ -233,27 +303,27 @@ cdef Plan make_plan(int op, object x, object axis, object out, object b):
     nd = cnp.PyArray_NDIM(a)
     if nd == 0 or nd > MAX_DIMS:
         return p
-    p.axes = reduced_axes(axis, nd)
+    _reduced_mask(axis, nd, p.reduced)
+    p.ndim = nd
     if cnp.PyArray_SIZE(a) == 0:
         return p
-    for k in range(nd):
-        reduced[k] = False
-    for k in p.axes:
-        reduced[k] = True
     if (cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a)
-            and _layout(a, reduced, &rows, &cols, &inner)):
+            and _layout(a, p.reduced, &rows, &cols, &inner)):
         p.route = ROUTE_DIRECT
         p.outer, p.n, p.inner = rows, cols, inner
         if op == OP_LOGSUMEXP:
-            strides = a.strides
-            p.kept_order = tuple(sorted([k for k in range(nd) if not reduced[k]], key=lambda ax: -strides[ax]))
+            _kept_in_memory_order(p, a)
         elif out is not None:
-            p.out_direct = check_out(out, (<object>a).shape, a.dtype, a)
+            p.out_direct = check_out(out, a.dtype, a)
         return p
     p.route = ROUTE_COPY
-    p.order = tuple([k for k in range(nd) if not reduced[k]] + list(p.axes))
+    p.nkept = 0
+    for k in range(nd):
+        if not p.reduced[k]:
+            p.kept[p.nkept] = k
+            p.nkept += 1
     if op != OP_LOGSUMEXP and out is not None:
-        check_out(out, (<object>a).shape, a.dtype.newbyteorder("="), a)
+        check_out(out, a.dtype.newbyteorder("="), a)
     return p
 
 
