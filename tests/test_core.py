@@ -24,20 +24,22 @@ def outcome(f):
         return None, type(e)
 
 
-def assert_same(got, want, dtype, scale=1.0):
+def assert_same(got, want, dtype, scale=1.0, *, msg):
     """Same type, dtype, shape and special values; values within the fallback's own error
     (NumPy's float32 sums drift by ~1e-4 over 10^5 elements; accuracy is checked against the
-    high-precision reference separately)."""
-    assert type(got) is type(want) or (isinstance(got, np.ndarray) and isinstance(want, np.ndarray))
+    high-precision reference separately). `msg` names the case in a failure."""
+    assert type(got) is type(want) or (isinstance(got, np.ndarray) and isinstance(want, np.ndarray)), \
+        f"{msg}: type {type(got).__name__}, expected {type(want).__name__}"
     got, want = np.asarray(got), np.asarray(want)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert got.dtype == want.dtype and got.shape == want.shape, \
+        f"{msg}: {got.dtype}{got.shape}, expected {want.dtype}{want.shape}"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{msg}: NaN positions")
     rtol = {np.float16: 2e-3, np.float32: 1e-3}.get(np.dtype(dtype).type, 1e-9)
     finite = np.isfinite(want)
-    np.testing.assert_array_equal(got[~finite], want[~finite])
+    np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=f"{msg}: non-finite values")
     # log(s) with s close to 1 (NumPy's log_softmax) has an absolute error of a few eps * |x|
     atol = 16 * np.finfo(got.dtype).eps * scale if got.dtype.kind == "f" else 0
-    np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=atol, err_msg=msg)
 
 
 def as_rows(x, axis):
@@ -48,7 +50,7 @@ def as_rows(x, axis):
     return moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,)).reshape(-1, int(np.prod([x.shape[a] for a in axes])))
 
 
-def assert_accurate(name, x, axis, got):
+def assert_accurate(name, x, axis, got, *, msg):
     """<= 2 ulp against the high-precision reference, over outputs in the normal range."""
     if _plan.plan(name, x, axis).route_name == "fallback" or np.isnan(x).any():
         return  # the NumPy fallback: NumPy's accuracy
@@ -58,10 +60,11 @@ def assert_accurate(name, x, axis, got):
     if name == "logsumexp":
         rl = ref_logsumexp(rows)
         scale = np.maximum(np.abs(rl), np.abs(np.max(rows, axis=-1)).astype(rl.dtype))
-        assert ulp_error(np.ravel(got), rl, scale) <= 2.0
+        err = ulp_error(np.ravel(got), rl, scale)
     else:
         ref = ref_softmax(rows) if name == "softmax" else ref_log_softmax(rows)
-        assert ulp_error(as_rows(np.asarray(got), axis), ref) <= 2.0
+        err = ulp_error(as_rows(np.asarray(got), axis), ref)
+    assert err <= 2.0, f"{msg}: {err} ulp"
 
 
 @pytest.mark.parametrize("name", FUNCS)
@@ -74,8 +77,9 @@ def test_nasty_arrays_match_fallback(isa, name):
             assert gerr == werr, (label, axis, gerr, werr)
             if gerr is None:
                 scale = 1 + float(np.max(np.abs(x[np.isfinite(x)]), initial=0))
-                assert_same(got, want, x.dtype, scale), (label, axis)
-                assert_accurate(name, x, axis, got), (label, axis)
+                case = f"{name} {label} axis={axis}"
+                assert_same(got, want, x.dtype, scale, msg=case)
+                assert_accurate(name, x, axis, got, msg=case)
         np.testing.assert_array_equal(x, x_before)  # the input is never modified
 
 
@@ -123,7 +127,7 @@ def test_special_values_as_scipy(isa, name, dtype):
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # fastsoftmax never warns
                 got = getattr(fastsoftmax, name)(arr, axis=axis)
-            assert_same(got, want, dtype), (row, axis)
+            assert_same(got, want, dtype, msg=f"{name} {arr.shape} of {row} axis={axis}")
 
 
 def test_single_element_and_overflow_rows(isa):
