@@ -421,7 +421,9 @@ def test_dominant_class_far_above_the_rest_gives_exact_zero(isa, n):
 def test_log_softmax_dominant_class_accurate_for_any_layout(layout):
     """Was 0.0 instead of -4.25e-18 when a strided or byte-swapped array went to NumPy's log(sum)."""
     base = np.array([0.0, 0.0, 40.0, 0.0])
-    x = {"strided": base[::2], "byteswapped": base[::2].astype(">f8"), "reversed": base[::2][::-1][::-1]}[layout]
+    # each holds [0, 40]; "reversed" reads base's last two elements back to front (a negative stride)
+    x = {"strided": base[::2], "byteswapped": base[::2].astype(">f8"), "reversed": base[::-1][:2]}[layout]
+    assert x.tolist() == [0.0, 40.0] and (x.strides[0] < 0) == (layout == "reversed")
     y = fastsoftmax.log_softmax(x)
     assert y[1] == pytest.approx(-np.exp(-40.0), rel=1e-15, abs=0)
 
