@@ -29,9 +29,11 @@ def make_workload():
     f32 = rng.standard_normal((7, 33)).astype(np.float32)
     f64 = rng.standard_normal((4, 5, 6))
     fort = np.asfortranarray(rng.standard_normal((9, 10)).astype(np.float32))
-    strided = rng.standard_normal((6, 20))[:, ::3]                  # fallback route
+    strided = rng.standard_normal((6, 20))[:, ::3]                  # copy route: copied, then the kernel
     ints = rng.integers(-5, 5, (3, 17))
-    long_row = rng.standard_normal(20_000).astype(np.float32)      # parallel blocks: scratch malloc/free
+    # two blocks of 16384, whose statistics each call mallocs and frees; one thread even with threads=2
+    # (a team needs 2 * 65536 elements)
+    long_row = rng.standard_normal(20_000).astype(np.float32)
     inplace = rng.standard_normal((5, 8))
     out32 = np.empty_like(f32)
     out64 = np.empty((4, 5, 6))
