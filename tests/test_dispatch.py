@@ -51,13 +51,32 @@ def test_forcing_an_isa():
         assert fastsoftmax.set_isa(name) == name
         assert fastsoftmax.get_config()["isa"] == name
     fastsoftmax.set_isa("auto")
-    for name in set(_core.ISAS) - set(fastsoftmax.available_isas()):
+    for name in set(_core.ISAS) - set(fastsoftmax.available_isas()):  # compiled in, not for this CPU
         with pytest.raises(ValueError, match="not available"):
             fastsoftmax.set_isa(name)
-    with pytest.raises(ValueError, match="not available"):
+
+
+def test_set_isa_rejects_bad_names():
+    """README's set_isa rows of the invalid-arguments table; a rejected name leaves the ISA as it was."""
+    before = _core.current_isa()
+    with pytest.raises(ValueError, match=r"ISA 'sse9' is not available here; available: \("):
         fastsoftmax.set_isa("sse9")
-    with pytest.raises(TypeError):
-        fastsoftmax.set_isa(2)
+    with pytest.raises(ValueError, match=r"ISA '' is not available here"):
+        fastsoftmax.set_isa("")
+    for bad, kind in ((3, "int"), (None, "NoneType"), (b"avx2", "bytes")):
+        with pytest.raises(TypeError, match=rf"ISA name must be a str, got {kind}"):
+            fastsoftmax.set_isa(bad)
+    assert _core.current_isa() == before
+
+
+def test_set_isa_rejects_embedded_nul():
+    """Was accepted as the name before the NUL."""
+    previous = _core.current_isa()
+    try:
+        with pytest.raises(ValueError, match=r"is not available here"):
+            fastsoftmax.set_isa(previous + "\x00junk")
+    finally:
+        fastsoftmax.set_isa(previous)
 
 
 def test_isa_environment_variable():
