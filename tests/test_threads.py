@@ -26,7 +26,8 @@ def _long_rows(dtype):
     nan_row[0, 150_000] = np.nan
     yield "nan in a late block", nan_row, -1
     yield "many rows", (rng.standard_normal((300, 1000)) * 4).astype(dtype), -1
-    yield "NCHW axis=1", (rng.standard_normal((4, 21, 32, 33)) * 4).astype(dtype), 1
+    # column blocks: large enough (over 2 * 65536 elements) that threads > 1 starts a team
+    yield "NCHW axis=1", (rng.standard_normal((16, 21, 32, 33)) * 4).astype(dtype), 1
     yield "one long row, axis=None", ramp[0], None
 
 
