@@ -48,7 +48,8 @@
 extern "C" {
 #endif
 
-typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2 } fsm_op;
+/* The passes each op runs: ops.h, one row per op (add an op there and here, before FSM_N_OPS). */
+typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2, FSM_N_OPS } fsm_op;
 typedef enum { FSM_F32 = 0, FSM_F64 = 1 } fsm_dtype;
 
 /*

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fastsoftmax.h"
+#include "ops.h"
 
 #if defined(FSM_WITH_OPENMP) && defined(_OPENMP)
 #include <omp.h>
@@ -158,20 +159,21 @@ int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                 int64_t outer, int64_t n, int64_t inner, int threads)
 {
     const fsm_kernels *k = fsm_active();
+    const fsm_op_passes *p = &fsm_ops[op];
     int64_t work = outer * n * inner;
     int64_t tasks = inner > 1 ? outer * ((inner + FSM_COLS - 1) / FSM_COLS)
                     : n <= FSM_BLOCK ? outer : outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
     int t = effective_threads(threads, work, tasks);
     if (t <= 1) {
-        if (dtype == FSM_F32) return compute_f32(k, op, (const float *)x, (float *)y, outer, n, inner, 1);
-        return compute_f64(k, op, (const double *)x, (double *)y, outer, n, inner, 1);
+        if (dtype == FSM_F32) return compute_f32(k, p, (const float *)x, (float *)y, outer, n, inner, 1);
+        return compute_f64(k, p, (const double *)x, (double *)y, outer, n, inner, 1);
     }
     int budget = fsm_default_threads();
     if (threads > budget) budget = threads;  /* an explicit request above the default is honoured */
     int before = busy_add(t);
     int got = before >= budget ? 1 : (budget - before < t ? budget - before : t);
-    int rc = dtype == FSM_F32 ? compute_f32(k, op, (const float *)x, (float *)y, outer, n, inner, got)
-                              : compute_f64(k, op, (const double *)x, (double *)y, outer, n, inner, got);
+    int rc = dtype == FSM_F32 ? compute_f32(k, p, (const float *)x, (float *)y, outer, n, inner, got)
+                              : compute_f64(k, p, (const double *)x, (double *)y, outer, n, inner, got);
     busy_add(-t);
     return rc;
 }

@@ -11,6 +11,7 @@
  * code on the same blocks, so the result is the same bit for bit for any thread count.
  * For the log ops the k elements equal to M are left out of the sums and counted instead, so
  * S' = S - 1 is formed without cancellation and log1p(S') keeps full relative accuracy.
+ * Which passes run comes from the op's row of ops.h (p below): the code branches on pass kinds only.
  */
 #define FN2(a, b) a##_##b
 #define FN(a, b) FN2(a, b)
@@ -33,20 +34,29 @@ static W KF(block_sum)(const fsm_acc *a)
     return ((W)a->sum + (W)a->sum_lo) / (W)a->unit;
 }
 
-/* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
-static void KF(block_pass1)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len, fsm_block *b)
+/* The max pass and pass 1 over `rows` rows of n contiguous elements: m, mn (when the op takes the
+   minima), and each row's acc; the store-exps pass writes its exps to y. */
+static void KF(pass1_rows)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t rows, int64_t n,
+                           T *m, T *mn, fsm_acc *acc)
 {
-    T m, mn;
-    k->KF(max_rows)(x, 1, len, &m, op == FSM_SOFTMAX ? &mn : NULL);
-    b->m = (double)m;
-    if (op == FSM_SOFTMAX)
-        k->KF(expsum_store_rows)(x, y, 1, len, &m, &mn, &b->acc);
+    k->KF(max_rows)(x, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL);
+    if (p->pass1 == FSM_PASS1_STORE_EXPS)
+        k->KF(expsum_store_rows)(x, y, rows, n, m, mn, acc);
     else
-        k->KF(expsum_exclmax_rows)(x, 1, len, &m, &b->acc);
+        k->KF(expsum_exclmax_rows)(x, rows, n, m, acc);
 }
 
-/* The row's statistics from its blocks: M, and the factor 1/S (softmax) or log1p(S') (log ops). */
-static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
+/* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */
+static void KF(block_pass1)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t len,
+                            fsm_block *b)
+{
+    T m, mn;
+    KF(pass1_rows)(k, p, x, y, 1, len, &m, &mn, &b->acc);
+    b->m = (double)m;
+}
+
+/* The row's statistics from its blocks: M, and the factor 1/S (RECIP) or log1p(S') (LOG1P). */
+static void KF(merge)(const fsm_op_passes *p, const fsm_block *bs, int64_t nb, fsm_row *r)
 {
     T M = (T)-INFINITY;
     for (int64_t b = 0; b < nb; b++) {
@@ -55,7 +65,7 @@ static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
     }
     r->m = (double)M;
     r->hi = r->lo = 0.0;
-    if (op == FSM_SOFTMAX) {
+    if (p->stat == FSM_STAT_RECIP) {
         if (!isfinite(M)) { r->hi = NAN; return; }  /* scipy: NaN, +inf or all -inf -> NaN */
         W s = 0;
         for (int64_t b = 0; b < nb; b++)
@@ -84,11 +94,11 @@ static void KF(merge)(fsm_op op, const fsm_block *bs, int64_t nb, fsm_row *r)
     r->lo = (double)(l - (W)r->hi);
 }
 
-/* Pass 2 on one block. */
-static void KF(block_pass2)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t len,
+/* Pass 2 on one block (a ROW_VALUE op has none: its output is written after the merge). */
+static void KF(block_pass2)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t len,
                             const fsm_block *b, const fsm_row *r)
 {
-    if (op == FSM_SOFTMAX) {
+    if (p->last == FSM_LAST_SCALE) {
         if (isnan(r->hi)) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)NAN;
         } else if ((T)b->m == (T)-INFINITY) {
@@ -98,7 +108,7 @@ static void KF(block_pass2)(const fsm_kernels *k, fsm_op op, const T *x, T *y, i
             double hi = (double)c, lo = (double)(c - (W)hi);
             k->KF(scale_rows)(y, 1, len, &hi, &lo, &b->acc);
         }
-    } else if (op == FSM_LOG_SOFTMAX) {
+    } else if (p->last == FSM_LAST_LOGSHIFT) {
         T m = (T)r->m;
         k->KF(logshift_rows)(x, y, 1, len, &m, &r->hi, &r->lo);
     }
@@ -113,10 +123,10 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
     return (T)(s + (err + l_lo));
 }
 
-/* What the last pass of a one-block row applies: softmax 1/S in the stored exps' units; log ops log1p(S'). */
-static void KF(row_factor)(fsm_op op, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
+/* What the last pass of a one-block row applies: SCALE 1/S in the stored exps' units; else log1p(S'). */
+static void KF(row_factor)(const fsm_op_passes *p, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
 {
-    if (op == FSM_SOFTMAX && !isnan(st->hi)) {
+    if (p->last == FSM_LAST_SCALE && !isnan(st->hi)) {
         W c = st->wide_inv / (W)a->unit;
         *hi = (double)c;
         *lo = (double)(c - (W)*hi);
@@ -131,35 +141,31 @@ static void KF(row_factor)(fsm_op op, const fsm_row *st, const fsm_acc *a, doubl
  * FSM_BATCH rows so that each kernel call covers many short rows. Each row is computed exactly as
  * a one-block row_blocks() would.
  */
-static void KF(rows_short)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t rows, int64_t n)
+static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t rows, int64_t n)
 {
     T m[FSM_BATCH], mn[FSM_BATCH];
     fsm_acc acc[FSM_BATCH];
     double hi[FSM_BATCH], lo[FSM_BATCH];
-    k->KF(max_rows)(x, rows, n, m, op == FSM_SOFTMAX ? mn : NULL);
-    if (op == FSM_SOFTMAX)
-        k->KF(expsum_store_rows)(x, y, rows, n, m, mn, acc);
-    else
-        k->KF(expsum_exclmax_rows)(x, rows, n, m, acc);
+    KF(pass1_rows)(k, p, x, y, rows, n, m, mn, acc);
     for (int64_t r = 0; r < rows; r++) {
         fsm_block b = {(double)m[r], acc[r]};
         fsm_row st;
-        KF(merge)(op, &b, 1, &st);
-        KF(row_factor)(op, &st, &acc[r], &hi[r], &lo[r]);
-        if (op == FSM_LOGSUMEXP) y[r] = KF(lse_value)(m[r], st.hi, st.lo);
+        KF(merge)(p, &b, 1, &st);
+        KF(row_factor)(p, &st, &acc[r], &hi[r], &lo[r]);
+        if (p->last == FSM_LAST_ROW_VALUE) y[r] = KF(lse_value)(m[r], st.hi, st.lo);
     }
-    if (op == FSM_SOFTMAX) {
+    if (p->last == FSM_LAST_SCALE) {
         k->KF(scale_rows)(y, rows, n, hi, lo, acc);
         for (int64_t r = 0; r < rows; r++)  /* pass 1 skipped these rows: y held no exps, only memory */
             if (isnan(hi[r]))
                 for (int64_t i = 0; i < n; i++) y[r * n + i] = (T)NAN;
-    } else if (op == FSM_LOG_SOFTMAX) {
+    } else if (p->last == FSM_LAST_LOGSHIFT) {
         k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
     }
 }
 
 /* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
-static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int threads)
+static int KF(row_blocks)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int threads)
 {
     const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
     fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
@@ -170,48 +176,48 @@ static int KF(row_blocks)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int
         FSM_FOR_DYNAMIC
         for (int64_t b = 0; b < nb; b++) {
             int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-            KF(block_pass1)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b]);
+            KF(block_pass1)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b]);
         }
         FSM_SINGLE
-        KF(merge)(op, bs, nb, &r);
-        if (op != FSM_LOGSUMEXP) {
+        KF(merge)(p, bs, nb, &r);
+        if (p->last != FSM_LAST_ROW_VALUE) {
             FSM_FOR_DYNAMIC
             for (int64_t b = 0; b < nb; b++) {
                 int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-                KF(block_pass2)(k, op, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
+                KF(block_pass2)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
             }
         }
     }
-    if (op == FSM_LOGSUMEXP) *y = KF(lse_value)((T)r.m, r.hi, r.lo);
+    if (p->last == FSM_LAST_ROW_VALUE) *y = KF(lse_value)((T)r.m, r.hi, r.lo);
     free(bs);
     return 0;
 }
 
 /*
- * Columns [j0, j0 + cols) of one outer block: x's rows are `inner` elements apart. Softmax keeps its
- * exps in x's layout at y (which may be x itself); the last pass writes the result to out, whose rows
- * are ld_out apart (logsumexp: one value per column at out).
+ * Columns [j0, j0 + cols) of one outer block: x's rows are `inner` elements apart. The store-exps
+ * pass keeps its exps in x's layout at y (which may be x itself); the last pass writes the result to
+ * out, whose rows are ld_out apart (ROW_VALUE: one value per column at out).
  */
-static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner, int64_t cols,
-                     T *out, int64_t ld_out)
+static void KF(cols)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int64_t inner,
+                     int64_t cols, T *out, int64_t ld_out)
 {
-    const fsm_kernels *p = fsm_kernels_portable;
+    const fsm_kernels *tail = fsm_kernels_portable;
     T m[FSM_COLS];
     fsm_acc acc[FSM_COLS];
     double hi[FSM_COLS], lo[FSM_COLS];
     int64_t vec = cols - cols % k->KF(lanes);
     int64_t rest = cols - vec;
     k->KF(col_max)(x, n, inner, vec, m);
-    if (rest) p->KF(col_max)(x + vec, n, inner, rest, m + vec);
-    if (op == FSM_SOFTMAX) {
+    if (rest) tail->KF(col_max)(x + vec, n, inner, rest, m + vec);
+    if (p->pass1 == FSM_PASS1_STORE_EXPS) {
         k->KF(col_expsum_store)(x, y, n, inner, vec, m, acc);
-        if (rest) p->KF(col_expsum_store)(x + vec, y + vec, n, inner, rest, m + vec, acc + vec);
+        if (rest) tail->KF(col_expsum_store)(x + vec, y + vec, n, inner, rest, m + vec, acc + vec);
     } else {
         k->KF(col_expsum_exclmax)(x, n, inner, vec, m, acc);
-        if (rest) p->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, acc + vec);
+        if (rest) tail->KF(col_expsum_exclmax)(x + vec, n, inner, rest, m + vec, acc + vec);
     }
     for (int64_t j = 0; j < cols; j++) {
-        if (op == FSM_SOFTMAX && isfinite(m[j])) {  /* merge() and row_factor() of one block, inlined */
+        if (p->last == FSM_LAST_SCALE && isfinite(m[j])) {  /* merge() and row_factor() of one block, inlined */
             W c = (W)1 / ((W)acc[j].sum + (W)acc[j].sum_lo);
             hi[j] = (double)c;
             lo[j] = (double)(c - (W)hi[j]);
@@ -219,16 +225,16 @@ static void KF(cols)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t 
         }
         fsm_block b = {(double)m[j], acc[j]};
         fsm_row r;
-        KF(merge)(op, &b, 1, &r);
+        KF(merge)(p, &b, 1, &r);
         hi[j] = r.hi;
         lo[j] = r.lo;
     }
-    if (op == FSM_SOFTMAX) {
+    if (p->last == FSM_LAST_SCALE) {
         k->KF(col_scale)(y, out, n, inner, ld_out, vec, hi, lo, acc);
-        if (rest) p->KF(col_scale)(y + vec, out + vec, n, inner, ld_out, rest, hi + vec, lo + vec, acc + vec);
-    } else if (op == FSM_LOG_SOFTMAX) {
+        if (rest) tail->KF(col_scale)(y + vec, out + vec, n, inner, ld_out, rest, hi + vec, lo + vec, acc + vec);
+    } else if (p->last == FSM_LAST_LOGSHIFT) {
         k->KF(col_logshift)(x, out, n, inner, ld_out, vec, m, hi, lo);
-        if (rest) p->KF(col_logshift)(x + vec, out + vec, n, inner, ld_out, rest, m + vec, hi + vec, lo + vec);
+        if (rest) tail->KF(col_logshift)(x + vec, out + vec, n, inner, ld_out, rest, m + vec, hi + vec, lo + vec);
     } else {
         for (int64_t j = 0; j < cols; j++) out[j] = KF(lse_value)(m[j], hi[j], lo[j]);
     }
@@ -250,17 +256,17 @@ static void KF(prefetch_cols)(const T *x, int64_t n, int64_t ld, int64_t cols, i
  * passes. Copying the block into a per-thread scratch whose row pitch is padded by 64 bytes keeps
  * the passes in L1/L2. The last pass writes straight to y: the data is read once and written once.
  */
-static void KF(cols_scratch)(const fsm_kernels *k, fsm_op op, const T *x, T *y, int64_t n, int64_t inner,
-                             int64_t cols, T *scratch, int64_t pitch)
+static void KF(cols_scratch)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n,
+                             int64_t inner, int64_t cols, T *scratch, int64_t pitch)
 {
     for (int64_t i = 0; i < n; i++) memcpy(scratch + i * pitch, x + i * inner, (size_t)cols * sizeof(T));
-    KF(cols)(k, op, scratch, scratch, n, pitch, cols, y, inner);
+    KF(cols)(k, p, scratch, scratch, n, pitch, cols, y, inner);
 }
 
-static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
+static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y,
                        int64_t outer, int64_t n, int64_t inner, int threads)
 {
-    const int64_t out_n = op == FSM_LOGSUMEXP ? 1 : n;  /* outputs per row */
+    const int64_t out_n = p->one_output_per_row ? 1 : n;  /* outputs per row */
     if (inner == 1) {
         if (n <= FSM_BLOCK) {
             int64_t batch = FSM_BATCH_ELEMS / n;
@@ -269,7 +275,7 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
             FSM_PARALLEL_FOR(threads)
             for (int64_t b = 0; b < nbatch; b++) {
                 int64_t r0 = b * batch, rows = outer - r0 < batch ? outer - r0 : batch;
-                KF(rows_short)(k, op, x + r0 * n, y + r0 * out_n, rows, n);
+                KF(rows_short)(k, p, x + r0 * n, y + r0 * out_n, rows, n);
             }
             return 0;
         }
@@ -277,14 +283,14 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
             int failed = 0;
             FSM_PARALLEL_FOR(threads)
             for (int64_t r = 0; r < outer; r++)
-                if (KF(row_blocks)(k, op, x + r * n, y + r * out_n, n, 1)) failed = 1;
+                if (KF(row_blocks)(k, p, x + r * n, y + r * out_n, n, 1)) failed = 1;
             return failed ? -1 : 0;
         }
         for (int64_t r = 0; r < outer; r++)
-            if (KF(row_blocks)(k, op, x + r * n, y + r * out_n, n, threads)) return -1;
+            if (KF(row_blocks)(k, p, x + r * n, y + r * out_n, n, threads)) return -1;
         return 0;
     }
-    const int64_t out_stride = op == FSM_LOGSUMEXP ? inner : n * inner;
+    const int64_t out_stride = out_n * inner;
     const int64_t pad = 64 / (int64_t)sizeof(T);
     /* column block width: FSM_COLS, or what fits the scratch; 0 = no scratch (very long columns) */
     int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - pad;
@@ -308,12 +314,12 @@ static int KF(compute)(const fsm_kernels *k, fsm_op op, const T *x, T *y,
                 int64_t o1 = (t + 1) / chunks, j1 = ((t + 1) % chunks) * width;
                 int64_t c1 = inner - j1 < width ? inner - j1 : width;
                 KF(prefetch_cols)(x + o1 * n * inner + j1, n, inner, c1, 0);
-                if (op != FSM_LOGSUMEXP) KF(prefetch_cols)(y + o1 * out_stride + j1, n, inner, c1, 1);
+                if (!p->one_output_per_row) KF(prefetch_cols)(y + o1 * out_stride + j1, n, inner, c1, 1);
             }
             if (scratch)
-                KF(cols_scratch)(k, op, xb, yb, n, inner, cols, scratch, width + pad);
+                KF(cols_scratch)(k, p, xb, yb, n, inner, cols, scratch, width + pad);
             else
-                KF(cols)(k, op, xb, yb, n, inner, cols, yb, inner);
+                KF(cols)(k, p, xb, yb, n, inner, cols, yb, inner);
         }
         free(scratch);
     }
