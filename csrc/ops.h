@@ -16,11 +16,11 @@
  * FSM_N_OPS) and one row here; the Python layer then calls it. An op that needs a pass none of these
  * kinds does (softmax backward, y (g - sum(g y)), needs no max pass, a sum of products, the plain sum
  * as its statistic and an elementwise last pass) also adds: the kind's enumerator here, its kernels
- * in fsm_kernels (fastsoftmax.h) and template.h (one definition each, compiled for every ISA, and a
- * line in the kernel table at its end), and the kind's case where rows_dtype.h reads that field
- * (pass1_rows for the max pass and pass 1, merge for the statistics, block_pass2 / rows_short / cols
- * for the last pass). A second input, as softmax backward has, also widens fsm_compute (rows.c) and
- * the driver's functions, which carry one input pointer today.
+ * in fsm_kernels (fastsoftmax.h) and template.h (one definition each, compiled for every ISA, a line
+ * in the kernel table at its end; rerun scripts/kernel_index.py), and the kind's case where
+ * rows_dtype.h reads that field (pass1_rows for the max pass and pass 1, merge for the statistics,
+ * block_pass2 / rows_short / cols for the last pass). A second input, as softmax backward has, also
+ * widens fsm_compute (rows.c) and the driver's functions, which carry one input pointer today.
  */
 #ifndef FSM_OPS_H
 #define FSM_OPS_H

@@ -5,6 +5,9 @@
  * floats, and the vd_* / vf_* operations, all marked FSM_TARGET) and FSM_ISA, then include this
  * file, which defines fsm_kernels_<ISA>. The steps below are the derivation; every ISA runs exactly
  * these operations, so the ISAs differ only in summation order across lanes.
+ * Each kernel is defined once here as KNAME(<op>_<dtype>) and compiled as <op>_<dtype>_<isa>, a name
+ * no grep of the sources finds: csrc/kernels/INDEX lists every such name with the line defining it.
+ * Rerun scripts/kernel_index.py when a definition moves (tests/test_kernel_index.py fails until then).
  *
  * float32 data stays in float32 lanes ("x_rr2_p6", exp of x itself, never of a rounded x - m).
  * Per row (or column) with maximum m:
