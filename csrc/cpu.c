@@ -60,27 +60,20 @@ static int fsm_cpu_any(fsm_features f) { (void)f; return 1; }
 static int fsm_cpu_avx2_fma(fsm_features f) { return f.avx2_fma; }
 static int fsm_cpu_avx512f(fsm_features f) { return f.avx512f; }
 
+/* One entry per line of kernels.inc, in its order: the name is the id itself, so an ISA this build
+   did not compile (set NULL) is still named. */
 typedef struct {
+    const char *name;
     const fsm_kernels *const *set;
     int (*usable)(fsm_features);
 } fsm_isa_entry;
 
 static const fsm_isa_entry isa_table[] = {
-#define FSM_ISA(id, cpu_check) {&fsm_kernels_##id, cpu_check},
+#define FSM_ISA(id, cpu_check) {#id, &fsm_kernels_##id, cpu_check},
 #include "kernels.inc"
 #undef FSM_ISA
 };
 #define N_ISA ((int)(sizeof isa_table / sizeof isa_table[0]))
-
-static const char *const isa_names[] = {
-#define FSM_ISA(id, cpu_check) #id,
-#include "kernels.inc"
-#undef FSM_ISA
-};
-
-int fsm_isa_count(void) { return N_ISA; }
-
-const char *fsm_isa_name(int i) { return i >= 0 && i < N_ISA ? isa_names[i] : 0; }
 
 static const fsm_kernels *active;
 static int detected;
@@ -95,25 +88,33 @@ static int entry_ok(const fsm_isa_entry *e)
     return *e->set != 0 && e->usable(features);
 }
 
-const fsm_kernels *fsm_isa_kernels(const char *name)
+static const fsm_isa_entry *find(const char *name)
 {
     for (int i = 0; i < N_ISA; i++)
-        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0) return *isa_table[i].set;
+        if (strcmp(isa_table[i].name, name) == 0) return &isa_table[i];
     return 0;
+}
+
+int fsm_isa_count(void) { return N_ISA; }
+
+const char *fsm_isa_name(int i) { return i >= 0 && i < N_ISA ? isa_table[i].name : 0; }
+
+const fsm_kernels *fsm_isa_kernels(const char *name)
+{
+    const fsm_isa_entry *e = find(name);
+    return e ? *e->set : 0;
 }
 
 int fsm_isa_compiled(const char *name)
 {
-    for (int i = 0; i < N_ISA; i++)
-        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0) return 1;
-    return 0;
+    const fsm_isa_entry *e = find(name);
+    return e && *e->set != 0;
 }
 
 int fsm_isa_supported(const char *name)
 {
-    for (int i = 0; i < N_ISA; i++)
-        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0) return entry_ok(&isa_table[i]);
-    return 0;
+    const fsm_isa_entry *e = find(name);
+    return e && entry_ok(e);
 }
 
 int fsm_set_isa(const char *name)
@@ -126,12 +127,10 @@ int fsm_set_isa(const char *name)
             }
         return -1;
     }
-    for (int i = 0; i < N_ISA; i++)
-        if (*isa_table[i].set && strcmp((*isa_table[i].set)->name, name) == 0 && entry_ok(&isa_table[i])) {
-            active = *isa_table[i].set;
-            return 0;
-        }
-    return -1;
+    const fsm_isa_entry *e = find(name);
+    if (!e || !entry_ok(e)) return -1;
+    active = *e->set;
+    return 0;
 }
 
 const fsm_kernels *fsm_active(void)

@@ -71,7 +71,7 @@ typedef struct { double sum, sum_lo, n_max, unit, e_min, e_max; } fsm_acc;
  * "exclmax" kernels leave elements equal to m out of sum and count them in n_max instead.
  */
 typedef struct {
-    const char *name;        /* "portable", "avx2", "avx512" */
+    const char *name;        /* its kernels.inc id: "portable", "avx2", "avx512" */
     const char *algorithm;   /* what the kernels compute, for show_config() */
     int lanes_f32, lanes_f64;  /* lanes per vector: column kernels take multiples of these */
     /* mn: the rows' minima too, when not NULL (float32 softmax; the float64 kernel ignores it) */
@@ -121,8 +121,8 @@ typedef struct {
 #undef FSM_ISA
 
 /* Dispatch (cpu.c): detect the CPU once; choose the best set, or force one by name. */
-int fsm_isa_count(void);                          /* the ISAs of kernels.inc, compiled or not */
-const char *fsm_isa_name(int i);                  /* ... their names, lowest first (NULL out of range) */
+int fsm_isa_count(void);                          /* the ISAs of kernels.inc, compiled here or not */
+const char *fsm_isa_name(int i);                  /* the i-th, lowest first, as named there; NULL out of range */
 const fsm_kernels *fsm_isa_kernels(const char *name); /* the set of that name, NULL if not compiled */
 int fsm_isa_compiled(const char *name);           /* 1 if this build contains the kernel set */
 int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */

@@ -17,7 +17,6 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx2
-#define FSM_ISA_NAME "avx2"
 #define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
 #define VD_N 4
 #define VF_N 8

@@ -22,7 +22,6 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx512
-#define FSM_ISA_NAME "avx512"
 #define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
 #define VD_N 8
 #define VF_N 16

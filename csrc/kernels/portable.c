@@ -10,7 +10,6 @@
 
 #define FSM_TARGET
 #define FSM_ISA portable
-#define FSM_ISA_NAME "portable"
 #define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 2sum_rr2_p11"
 #define VD_N 1
 #define VF_N 1

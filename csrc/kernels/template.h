@@ -2,9 +2,9 @@
  * The kernels, written once over a small SIMD vocabulary and compiled once per ISA.
  *
  * portable.c, avx2.c and avx512.c each define the vocabulary (types vd = VD_N doubles, vf = VF_N
- * floats, and the vd_* / vf_* operations, all marked FSM_TARGET) and FSM_ISA, then include this
- * file, which defines fsm_kernels_<ISA>. The steps below are the derivation; every ISA runs exactly
- * these operations, so the ISAs differ only in summation order across lanes.
+ * floats, and the vd_* / vf_* operations, all marked FSM_TARGET) and FSM_ISA (their kernels.inc id),
+ * then include this file, which defines their kernel set. The steps below are the derivation; every
+ * ISA runs exactly these operations, so the ISAs differ only in summation order across lanes.
  * Each kernel is defined once here as KNAME(<op>_<dtype>) and compiled as <op>_<dtype>_<isa>, a name
  * no grep of the sources finds: csrc/kernels/INDEX lists every such name with the line defining it.
  * Rerun scripts/kernel_index.py when a definition moves (tests/test_kernel_index.py fails until then).
@@ -97,6 +97,8 @@
 #define FSM_CAT2(a, b) a##_##b
 #define FSM_CAT(a, b) FSM_CAT2(a, b)
 #define KNAME(name) FSM_CAT(name, FSM_ISA)
+#define FSM_STR2(a) #a
+#define FSM_STR(a) FSM_STR2(a)
 
 #define LOG2E 0x1.71547652b82fep+0
 #define LN2_HI 0x1.62e42fee00000p-1
@@ -939,7 +941,7 @@ FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64
 }
 
 static const fsm_kernels KNAME(kernel_set) = {
-    .name = FSM_ISA_NAME,
+    .name = FSM_STR(FSM_ISA),  /* the kernels.inc id, as fsm_isa_name() spells it */
     .algorithm = FSM_ISA_ALGORITHM,
     .lanes_f32 = VF_N,
     .lanes_f64 = VD_N,
