@@ -27,8 +27,11 @@
  *      sums are formed in double from rounded exps plus their exact rounding residuals. float64 exps
  *      with TwoSum compensation. The row is summed in fixed blocks whose partials are merged in order,
  *      so results do not depend on the number of threads.
- *   4. Normalisation: y = e * (c_hi + c_lo) with c = 1/s split in two and applied with one FMA, so
- *      the product is rounded once; float32 max elements get unit/s rounded once. A stored exp carries
+ *   4. Normalisation: y = fma(e, c_hi, e * c_lo) with c = 1/s split in two: float64 c_hi + c_lo are
+ *      doubles from the wide type (c_lo = 0 where that is double), float32 kernels split their double
+ *      c into two floats. e * c_lo is rounded first (2^-106 of y for float64, 2^-48 for float32), then
+ *      the FMA adds it to the exact e * c_hi and rounds once more: that rounding is the one that counts.
+ *      float32 max elements get unit * c formed in double, then rounded to float. A stored exp carries
  *      at most 0.5 ulp(e) + the exp error, which is at most twice that in ulp(y), plus 0.5 ulp for the
  *      final rounding: measured <= 1.6 ulp (float32) and <= 1.7 ulp (float64).
  *   5. log_softmax and logsumexp are formed in double (float32) or with TwoSum (float64) from the

@@ -80,9 +80,12 @@ int fsm_default_threads(void)
 }
 
 /*
- * Concurrent callers share one budget of fsm_default_threads() threads: a call reserves what it
- * will use and gives it back when done; when the budget is taken it runs on fewer threads (at least
- * its own calling thread). So 8 Python threads calling at once use ~the budget, not 8 teams.
+ * Concurrent callers share one budget of fsm_default_threads() threads (a call that asks for more
+ * raises its own budget to that). A call (fsm_compute) adds the t threads it wants to the busy
+ * count, runs on what the budget had left before it (`got`: t, fewer, or only its own calling thread
+ * when none was left) and subtracts t when done. It charges t, not got: while a call that got fewer
+ * runs, later calls see less left than there is and run on fewer threads. So 8 Python threads
+ * calling at once use ~the budget (plus one calling thread per call that found it taken), not 8 teams.
  * A call from inside an OpenMP parallel region (a nested caller) gets one thread from OpenMP itself
  * (nested parallelism is off by default).
  */

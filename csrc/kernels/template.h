@@ -49,13 +49,15 @@
  * that rounding would scale every output of the row (measured 2.26 ulp with one logit 40 above the
  * rest). So the sum counts them with the unrounded value unit = e(m) (the exact sum of two float
  * pieces of the same polynomial, exp_f32_pieces), and the scale pass writes their outputs as
- * unit * D rounded once (it finds them as the stored values equal to e(m)): a row of one element
- * gives exactly 1, k equal maxima exactly 1/k.
+ * unit * D formed in double and rounded to float (it finds them as the stored values equal to e(m)):
+ * a row of one element gives exactly 1, k equal maxima exactly 1/k.
  *
- * Normalisation: y = e * D, D = 1/sum (stored units) split into float hi + lo, y = fma(e, hi, e*lo):
- * e*hi is exact inside the FMA, one rounding. Error: e has <= 0.5 ulp (rounding of p) + ~0.4 ulp
- * (polynomial, reduction, Horner), the sum ~2^-30, D's split 2^-48, the product 0.5 ulp: measured
- * <= 1.6 ulp in the accuracy tests on every ISA. Subnormal outputs (y < 2^-126) are never formed by a
+ * Normalisation: y = e * D, D = 1/sum (stored units, a double) split into floats hi + lo,
+ * y = fma(e, hi, e*lo): e*lo is rounded first (2^-48 of y), then the FMA adds it to the exact e*hi
+ * and rounds again, the rounding that counts. Error: e has <= 0.5 ulp (rounding of p) + ~0.4 ulp
+ * (polynomial, reduction, Horner), the sum ~2^-30, D's split 2^-48 (below 2^-30 in the rows whose
+ * lo is dropped, f32_scale_consts), the product 0.5 ulp: measured <= 1.6 ulp in the accuracy tests
+ * on every ISA. Subnormal outputs (y < 2^-126) are never formed by a
  * float operation: when the row's smallest e can give one, the scale pass computes z = y * 2^64
  * (normal), and for z < 2^-62 stores the integer round(z * 2^85), which is y's subnormal bit pattern
  * (within 1 unit of 2^-149 plus the relative error above); e with y < 2^-154 are zeroed first.
@@ -250,7 +252,7 @@ FSM_TARGET static inline f32_scale f32_scale_consts(double D, const fsm_acc *a)
     f32_scale sc;
     const double e_min = a->e_min;
     sc.e_max = (float)a->e_max;
-    sc.y_max = (float)(a->unit * D);      /* the max elements' output, rounded once */
+    sc.y_max = (float)(a->unit * D);      /* the max elements' output: rounded to double, then to float */
     double D64 = D * 0x1p64;              /* ~ 1 / (number of elements near the max) */
     sc.hi64 = (float)D64;
     sc.lo64 = (float)(D64 - (double)sc.hi64);
@@ -490,7 +492,8 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
     a->unit = g->unit[k];
     a->e_max = (double)g->e_max[k];
     a->sum = vd_hsum(vd_add(d0, d1)) + (double)n_max * (a->unit - a->e_max);
-    /* ... and their outputs are unit / sum rounded once (the scale pass matches them by e_max) */
+    /* ... and their outputs are unit / sum, formed in double and rounded to float (the scale pass
+       matches them by e_max) */
     a->e_min = (double)g->e_min[k] * (1.0 - 0x1p-20);  /* the exp of the min, less any non-monotonic ulp */
 }
 
@@ -634,8 +637,11 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
 }
 
 /*
- * y = e * D, D = c_hi + c_lo (1 / the sum of the stored exps) split into float hi + lo: the product
- * e*hi is exact inside the FMA, so y is rounded once. Fast loop when every product and y are normal
+ * y = e * D, D = c_hi + c_lo (1 / the sum of the stored exps) as one double: c_lo is 0 for float32
+ * (rows.c forms its factors in double), so D is c_hi. D is split into floats hi + lo, and
+ * y = fma(e, hi, e*lo) rounds twice: e*lo (2^-48 of y), then the sum with the exact e*hi, the
+ * rounding that counts; the careful loop rounds its subnormal outputs once more, to the subnormal
+ * grid (this file's header: within 1 unit of 2^-149). Fast loop when every product and y are normal
  * (f32_scale_consts decides from the row's smallest e); otherwise the careful loop, which never forms
  * a subnormal float: the few subnormal outputs are built as integers.
  */
@@ -685,7 +691,8 @@ FSM_TARGET static void KNAME(scale_rows_f64)(double *y, int64_t rows, int64_t n,
     }
 }
 
-/* y = (x - m) - L in double: x - m is exact, one rounding to float32 at the end. */
+/* y = (x - m) - L in double: x - m is exact; L's two parts are subtracted in double (roundings of
+   2^-53), then y is rounded to float32. */
 FSM_TARGET static void KNAME(logshift_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
                                                 const double *l_hi, const double *l_lo)
 {
