@@ -117,8 +117,9 @@ def time_config(cands, case, dtype, op, threads, x, out, out_red, ref_cache, opt
     rows = _validation_rows(x.shape[0])
     key = (case.name, dtype, op)
     if key not in ref_cache:  # the high-precision reference on a few rows, once per case/dtype/op
+        from fastsoftmax import _reference  # not at import: the memory workers load only their candidate
         ref_cache.clear()
-        ref_cache[key] = reference.REF[op](x[rows], case.axis)
+        ref_cache[key] = _reference.REF[op](x[rows], case.axis)
     ref = ref_cache[key]
     fns, first, invalid, unsupported, inaccurate = {}, {}, {}, {}, {}
     with candidates.ThreadLimits(threads):

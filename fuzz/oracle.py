@@ -16,29 +16,22 @@ executable specification) with the same arguments and asserts the documented con
 * the input is not modified (unless it is ``out``), an ``out`` that is accepted is returned, and a
   call that raises leaves ``out`` untouched.
 
-The reference for rows whose maximum is finite is the fallback's formula with log1p for the
-log-sum (``(x - m) - log1p(sum_{x<m} exp(x - m) + k - 1)``), so that the dominant class of
-log_softmax is judged against its true value rather than against log(1 + tiny) == 0. Rows with a
-NaN or an infinite maximum take the fallback itself, evaluated in the wider dtype.
+The reference, its unit of error and the tolerance are those of ``fastsoftmax._reference`` (shared
+with the tests and the benchmark): x - max carried exactly, log1p for the log-sum, rows with a NaN
+or an infinite maximum taken from the fallback itself evaluated in the wider dtype.
 
 Any violation raises ``OracleError`` (an AssertionError) with a message that names the input.
 """
 import numpy as np
 
 import fastsoftmax
-from fastsoftmax import _fallback, _plan
+from fastsoftmax import _fallback, _plan, _reference
 
 OPS = _plan.OPS
 
 #: Exceptions the public functions document for invalid arguments (README "Invalid arguments"; AxisError is a
 #: ValueError).
 DOCUMENTED_ERRORS = (TypeError, ValueError)
-
-ULP_TOL = 2.0
-# Where long double is no wider than double there is no better reference for float64 data.
-_LD_WIDE = np.finfo(np.longdouble).nmant >= 60
-F64_TOL = ULP_TOL if _LD_WIDE else ULP_TOL + 1.0
-
 
 # Outputs below the normal range are outside the documented 2 ulp (README, "Accuracy"); they
 # must still be tiny: within this absolute error of the reference.
@@ -116,84 +109,6 @@ def direct_route(op, x, axis=None, b=None):
     contiguous band in memory (no copy)."""
     p = plan_of(op, x, axis, b)
     return p is not None and p.route_name == "direct"
-
-
-# ---------------------------------------------------------------------------------------------
-# Reference values in wider precision
-
-
-def wide_dtype(dtype):
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float32 else np.dtype(np.longdouble)
-
-
-def reference(op, a, axes):
-    """(value, ulp-scale) of op over ``axes`` of float array ``a``, in the wider dtype, keepdims=True."""
-    w = wide_dtype(a.dtype)
-    xw = a.astype(w)
-    with np.errstate(all="ignore"):
-        m = np.max(xw, axis=axes, keepdims=True)
-        regular = np.isfinite(m)
-        mm = np.where(regular, m, np.zeros((), w))
-        d = xw - mm
-        e = np.exp(d)
-        if op == "softmax":
-            val = e / np.sum(e, axis=axes, keepdims=True)
-            special = _fallback.softmax(xw, axes)
-            scale = val
-        else:
-            is_max = xw == mm
-            k = np.sum(is_max, axis=axes, keepdims=True).astype(w)
-            s = np.sum(np.where(is_max, np.zeros((), w), e), axis=axes, keepdims=True) + (k - 1)
-            log_s = np.log1p(s)
-            if op == "log_softmax":
-                val = d - log_s
-                special = _fallback.log_softmax(xw, axes)
-                scale = val
-            else:
-                val = mm + log_s
-                special = _fallback.logsumexp(xw, axes, keepdims=True)
-                scale = np.maximum(np.abs(val), np.abs(mm))
-    regular = np.broadcast_to(regular, val.shape)
-    return np.where(regular, val, special), np.where(regular, scale, special), regular
-
-
-def ulp(v, dtype):
-    """The unit in the last place, in ``dtype``, of values ``v`` (given in the wider dtype)."""
-    fi = np.finfo(dtype)
-    w = wide_dtype(dtype)
-    v = np.abs(np.asarray(v, dtype=w))
-    _, e = np.frexp(np.where(np.isfinite(v), v, np.zeros((), w)))
-    e = np.maximum(e - 1, fi.minexp)          # floor(log2 |v|), subnormals share the smallest ulp
-    return np.ldexp(np.ones((), w), (e - fi.nmant).astype(np.int32))
-
-
-def ulp_errors(got, ref, scale, dtype, subnormal_abs=None):
-    """|got - ref| in ulp(scale); +inf where the special-value pattern (NaN, +-inf) differs.
-
-    The documented accuracy covers outputs in the normal range (README). Where ``scale`` is below
-    the smallest normal number and ``subnormal_abs`` is given, an absolute error up to
-    ``subnormal_abs`` counts as 0 ulp. No test is marked xfail for subnormal outputs: the oracle's
-    allowance (SUBNORMAL_ABS) is loose, the README's 2 units of 2^-149 for float32 is checked by
-    tests/test_f32_lanes.py.
-    """
-    w = wide_dtype(dtype)
-    got = np.asarray(got)
-    gw = got.astype(w)
-    with np.errstate(all="ignore"):
-        ref_r = np.asarray(ref).astype(dtype)      # the correctly rounded result
-    special = ~np.isfinite(ref_r) | ~np.isfinite(got)
-    same_special = (np.isnan(ref_r) & np.isnan(got)) | (ref_r == got)
-    with np.errstate(all="ignore"):
-        diff = np.abs(gw - np.asarray(ref, dtype=w))
-        err = diff / ulp(scale, dtype)
-    if subnormal_abs is not None:
-        tiny = np.abs(np.asarray(scale, dtype=w)) < np.finfo(dtype).smallest_normal
-        err = np.where(tiny & (diff <= subnormal_abs), 0.0, err)
-    return np.where(special, np.where(same_special, 0.0, np.inf), err)
-
-
-def tolerance(dtype):
-    return ULP_TOL if np.dtype(dtype) == np.float32 else F64_TOL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,15 +232,17 @@ def check_call(op, x, **kwargs):
 
 def _check_accuracy(op, x, kwargs, a, got_parts, exp_parts):
     """Kernel route: every value within the documented ulp of the wide reference."""
-    axis = kwargs.get("axis")
-    axes = normalize_axes(axis, a.ndim)
-    ref, scale, _ = reference(op, a, axes)
+    axes = normalize_axes(kwargs.get("axis"), a.ndim)
+    if op == "logsumexp":
+        keepdims = bool(kwargs.get("keepdims"))
+        ref = _reference.logsumexp(a, axes, keepdims=keepdims)
+        scale = _reference.logsumexp_scale(a, ref, axes, keepdims=keepdims)
+    else:
+        ref = scale = _reference.REF[op](a, axes)
     got = np.asarray(got_parts[0])
-    if op == "logsumexp" and not kwargs.get("keepdims"):
-        ref, scale = np.squeeze(ref, axis=axes), np.squeeze(scale, axis=axes)
     ref, scale = np.broadcast_to(ref, got.shape), np.broadcast_to(scale, got.shape)
-    err = ulp_errors(got, ref, scale, a.dtype, subnormal_abs=SUBNORMAL_ABS[a.dtype.type])
-    tol = tolerance(a.dtype)
+    err = _reference.ulp_errors(got, ref, scale, a.dtype, subnormal_abs=SUBNORMAL_ABS[a.dtype.type])
+    tol = _reference.tolerance(a.dtype)
     if err.size and not np.all(err <= tol):
         i = np.unravel_index(np.argmax(err), err.shape)
         _fail(f"{op} off by {float(err[i]):.3g} ulp (> {tol}) at {tuple(int(j) for j in i)}: got "
