@@ -43,14 +43,14 @@ static fsm_features detect(void)
     unsigned max_leaf = r[0];
     if (max_leaf < 7) return f;
     cpuid(1, 0, r);
-    int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+    int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1, f16c = (r[2] >> 29) & 1;
     if (!osxsave || !avx) return f;
     unsigned long long xcr0 = xgetbv0();
     int os_avx = (xcr0 & 0x6) == 0x6;             /* XMM and YMM state */
     int os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM */
     cpuid(7, 0, r);
     int avx2 = (r[1] >> 5) & 1, avx512f = (r[1] >> 16) & 1;
-    f.avx2_fma = os_avx && avx2 && fma;
+    f.avx2_fma = os_avx && avx2 && fma && f16c;  /* every AVX2 CPU has F16C; checked all the same */
     f.avx512f = f.avx2_fma && os_avx512 && avx512f;
 #endif
     return f;

@@ -53,7 +53,9 @@ extern "C" {
 
 /* The passes each op runs: ops.h, one row per op (add an op there and here, before FSM_N_OPS). */
 typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2, FSM_N_OPS } fsm_op;
-typedef enum { FSM_F32 = 0, FSM_F64 = 1 } fsm_dtype;
+/* float16 and bfloat16 data are widened to float32 in the driver and computed by the float32 kernels;
+   each result is rounded once to the input's type. */
+typedef enum { FSM_F32 = 0, FSM_F64 = 1, FSM_F16 = 2, FSM_BF16 = 3 } fsm_dtype;
 
 /*
  * Partial sums of one block of a row. The exps a kernel stores and sums are exp(x - m) * unit
@@ -116,6 +118,15 @@ typedef struct {
                              const float *m, const double *l_hi, const double *l_lo);
     void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const double *m, const double *l_hi, const double *l_lo);
+    /* float16 (bf16 = 0) / bfloat16 (bf16 = 1) <-> float32, n contiguous elements: widening is exact,
+       narrowing rounds to nearest even (half.h has the scalar definitions the tails use) */
+    void (*widen_half)(const uint16_t *h, float *f, int64_t n, int bf16);
+    void (*narrow_half)(const float *f, uint16_t *h, int64_t n, int bf16);
+    /* max_rows_f32 of half rows, writing each row widened to s (rows * n contiguous float32) */
+    void (*widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m, float *mn, int bf16);
+    /* scale_rows_f32 of the stored exps e, the products rounded into half rows h (e may be overwritten) */
+    void (*scale_narrow_rows)(float *e, uint16_t *h, int64_t rows, int64_t n, const double *c_hi,
+                              const double *c_lo, const fsm_acc *acc, int bf16);
 } fsm_kernels;
 
 /* The kernel sets, one per line of kernels.inc. Sets the build cannot compile are NULL. */

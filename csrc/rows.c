@@ -45,6 +45,9 @@
 #define FSM_BATCH_ELEMS ((int64_t)8192) /* ... and at most this many elements, so the batch stays in L1/L2 */
 #define FSM_COLS FSM_COLS_MAX          /* columns per task in the non-last-axis layout */
 #define FSM_SCRATCH_BYTES ((int64_t)65536) /* per-thread scratch for column blocks (below malloc's mmap threshold) */
+#ifndef FSM_HALF_BATCH_ELEMS
+#define FSM_HALF_BATCH_ELEMS ((int64_t)4096) /* half types: the batch's float32 scratch stays in L1 */
+#endif
 #define FSM_MIN_WORK ((int64_t)65536)  /* elements per thread below which fewer threads are used */
 
 /* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
@@ -158,6 +161,185 @@ typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the
 #undef FSM_EXPW
 #undef FSM_LOG1PW
 
+/*
+ * float16 and bfloat16 (bf = 0 / 1): each piece of work is widened into a float32 scratch that stays
+ * in cache, computed there in place by the float32 driver above (the same kernels, the same bits as
+ * the float32 call on the widened data), and rounded once into y. The pieces are the float32 paths'
+ * own: a batch of short rows, one block of a long row (widened just before its pass 1, narrowed just
+ * after its pass 2, so each block is read from memory once and written once), a column block.
+ * Error of a half result: 0.5 ulp of the half type for the rounding, plus the float32 kernel's
+ * <= 1.6 ulp of float32 (2^-13 of a float16 ulp, 2^-16 of a bfloat16 ulp).
+ */
+/* The max pass and pass 1 of half rows: widened into s while their max is taken, then pass 1 on s. */
+static void pass1_rows_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, float *s,
+                            int64_t rows, int64_t n, float *m, float *mn, fsm_acc *acc)
+{
+    k->widen_max_rows(x, s, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, bf);
+    if (p->pass1 == FSM_PASS1_STORE_EXPS)
+        k->expsum_store_rows_f32(s, s, rows, n, m, mn, acc);
+    else
+        k->expsum_exclmax_rows_f32(s, rows, n, m, acc);
+}
+
+/* rows_short_f32's passes for half rows, through the float32 scratch s (rows * n elements). */
+static void rows_short_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
+                            int64_t rows, int64_t n, float *s)
+{
+    float m[FSM_BATCH], mn[FSM_BATCH], v[FSM_BATCH];
+    fsm_acc acc[FSM_BATCH];
+    double hi[FSM_BATCH], lo[FSM_BATCH];
+    pass1_rows_half(k, p, bf, x, s, rows, n, m, mn, acc);
+    for (int64_t r = 0; r < rows; r++) {
+        fsm_block b = {(double)m[r], acc[r]};
+        fsm_row st;
+        merge_f32(p, &b, 1, &st);
+        row_factor_f32(p, &st, &acc[r], &hi[r], &lo[r]);
+        if (p->last == FSM_LAST_ROW_VALUE) v[r] = lse_value_f32(m[r], st.hi, st.lo);
+    }
+    if (p->last == FSM_LAST_SCALE) {
+        for (int64_t r = 0; r < rows; r++)  /* pass 1 skipped these rows: s held no exps */
+            if (isnan(hi[r]))
+                for (int64_t i = 0; i < n; i++) s[r * n + i] = NAN;
+        k->scale_narrow_rows(s, y, rows, n, hi, lo, acc, bf);
+    } else if (p->last == FSM_LAST_LOGSHIFT) {
+        k->logshift_rows_f32(s, s, rows, n, m, hi, lo);
+        k->narrow_half(s, y, rows * n, bf);
+    } else {
+        k->narrow_half(v, y, rows, bf);
+    }
+}
+
+/* The last pass of one block of a half row: block_pass2_f32 on the scratch s, rounded into y. */
+static void block_pass2_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, float *s, uint16_t *y,
+                             int64_t len, const fsm_block *b, const fsm_row *r)
+{
+    if (p->last == FSM_LAST_SCALE && !isnan(r->hi) && (float)b->m != -INFINITY) {
+        double c = block_factor_f32((float)b->m, (float)r->m) * r->wide_inv / b->acc.unit;
+        double hi = c, lo = 0.0;  /* the wide type of float32 rows is double: c's low part is 0 */
+        k->scale_narrow_rows(s, y, 1, len, &hi, &lo, &b->acc, bf);
+        return;
+    }
+    block_pass2_f32(k, p, s, s, len, b, r);
+    k->narrow_half(s, y, len, bf);
+}
+
+/* One long row through a float32 scratch of n elements, block by block (row_blocks_f32's passes): each
+   block is widened just before its pass 1 and narrowed in its pass 2. */
+static int row_blocks_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
+                           int64_t n, int threads)
+{
+    const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
+    float *s = (float *)malloc((size_t)n * sizeof(float));
+    fsm_row r;
+    if (!bs || !s) {
+        free(bs);
+        free(s);
+        return -1;
+    }
+    FSM_PARALLEL(threads)
+    {
+        FSM_FOR_DYNAMIC
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
+            float m, mn;
+            pass1_rows_half(k, p, bf, x + b * FSM_BLOCK, s + b * FSM_BLOCK, 1, len, &m, &mn, &bs[b].acc);
+            bs[b].m = (double)m;
+        }
+        FSM_SINGLE
+        merge_f32(p, bs, nb, &r);
+        if (p->last != FSM_LAST_ROW_VALUE) {
+            FSM_FOR_DYNAMIC
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
+                block_pass2_half(k, p, bf, s + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
+            }
+        }
+    }
+    if (p->last == FSM_LAST_ROW_VALUE) {
+        float v = lse_value_f32((float)r.m, r.hi, r.lo);
+        k->narrow_half(&v, y, 1, bf);
+    }
+    free(bs);
+    free(s);
+    return 0;
+}
+
+static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
+                        int64_t outer, int64_t n, int64_t inner, int threads)
+{
+    const int64_t out_n = p->one_output_per_row ? 1 : n;
+    if (inner == 1) {
+        if (n <= FSM_BLOCK) {  /* batches as in compute_f32, each widened into a scratch on the stack */
+            int64_t batch = FSM_HALF_BATCH_ELEMS / n;
+            batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+            const int64_t nbatch = (outer + batch - 1) / batch;
+            FSM_PARALLEL_FOR(threads)
+            for (int64_t b = 0; b < nbatch; b++) {
+                float s[FSM_BATCH_ELEMS > FSM_BLOCK ? FSM_BATCH_ELEMS : FSM_BLOCK];
+                int64_t r0 = b * batch, rows = outer - r0 < batch ? outer - r0 : batch;
+                rows_short_half(k, p, bf, x + r0 * n, y + r0 * out_n, rows, n, s);
+            }
+            return 0;
+        }
+        if (outer >= threads) {
+            int failed = 0;
+            FSM_PARALLEL_FOR(threads)
+            for (int64_t r = 0; r < outer; r++)
+                if (row_blocks_half(k, p, bf, x + r * n, y + r * out_n, n, 1)) failed = 1;
+            return failed ? -1 : 0;
+        }
+        for (int64_t r = 0; r < outer; r++)
+            if (row_blocks_half(k, p, bf, x + r * n, y + r * out_n, n, threads)) return -1;
+        return 0;
+    }
+    /* Columns: always through a float32 scratch block (compute_f32's, padded the same way), at least
+       16 columns wide, computed in place, then narrowed row by row into y. */
+    const int64_t out_stride = out_n * inner, pad = 16;
+    int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(float) / n - pad;
+    width = width >= FSM_COLS ? FSM_COLS : width < 16 ? 16 : width - width % 16;
+    if (width > inner) width = inner;
+    const int64_t chunks = (inner + width - 1) / width, pitch = width + pad;
+    int failed = 0;
+    FSM_PARALLEL(threads)
+    {
+        float *s = (float *)malloc((size_t)(n * pitch) * sizeof(float));
+        float v[FSM_COLS];
+        if (!s) failed = 1;
+        FSM_FOR_DYNAMIC
+        for (int64_t t = 0; t < outer * chunks; t++) {
+            if (!s) continue;
+            int64_t o = t / chunks, j0 = (t % chunks) * width;
+            int64_t cols = inner - j0 < width ? inner - j0 : width;
+            const uint16_t *xb = x + o * n * inner + j0;
+            uint16_t *yb = y + o * out_stride + j0;
+            for (int64_t i = 0; i < n; i++) k->widen_half(xb + i * inner, s + i * pitch, cols, bf);
+            if (p->one_output_per_row) {
+                cols_f32(k, p, s, s, n, pitch, cols, v, 0);
+                k->narrow_half(v, yb, cols, bf);
+            } else {
+                cols_f32(k, p, s, s, n, pitch, cols, s, pitch);
+                for (int64_t i = 0; i < n; i++) k->narrow_half(s + i * pitch, yb + i * inner, cols, bf);
+            }
+        }
+        free(s);
+    }
+    return failed ? -1 : 0;
+}
+
+static int compute_any(const fsm_kernels *k, const fsm_op_passes *p, fsm_dtype dtype, const void *x, void *y,
+                       int64_t outer, int64_t n, int64_t inner, int threads)
+{
+    switch (dtype) {
+    case FSM_F32: return compute_f32(k, p, (const float *)x, (float *)y, outer, n, inner, threads);
+    case FSM_F64: return compute_f64(k, p, (const double *)x, (double *)y, outer, n, inner, threads);
+    case FSM_F16:
+    case FSM_BF16:
+        return compute_half(k, p, dtype == FSM_BF16, (const uint16_t *)x, (uint16_t *)y, outer, n, inner, threads);
+    }
+    return -2;
+}
+
 int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                 int64_t outer, int64_t n, int64_t inner, int threads)
 {
@@ -167,16 +349,12 @@ int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
     int64_t tasks = inner > 1 ? outer * ((inner + FSM_COLS - 1) / FSM_COLS)
                     : n <= FSM_BLOCK ? outer : outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
     int t = effective_threads(threads, work, tasks);
-    if (t <= 1) {
-        if (dtype == FSM_F32) return compute_f32(k, p, (const float *)x, (float *)y, outer, n, inner, 1);
-        return compute_f64(k, p, (const double *)x, (double *)y, outer, n, inner, 1);
-    }
+    if (t <= 1) return compute_any(k, p, dtype, x, y, outer, n, inner, 1);
     int budget = fsm_default_threads();
     if (threads > budget) budget = threads;  /* an explicit request above the default is honoured */
     int before = busy_add(t);
     int got = before >= budget ? 1 : (budget - before < t ? budget - before : t);
-    int rc = dtype == FSM_F32 ? compute_f32(k, p, (const float *)x, (float *)y, outer, n, inner, got)
-                              : compute_f64(k, p, (const double *)x, (double *)y, outer, n, inner, got);
+    int rc = compute_any(k, p, dtype, x, y, outer, n, inner, got);
     busy_add(-t);
     return rc;
 }

@@ -21,7 +21,10 @@ from fastsoftmax import _core, _plan
     (lambda: np.zeros((4, 5), ">f8"), -1, "copy", None),                 # byte-swapped
     (lambda: np.asfortranarray(np.zeros((4, 5))), 0, "direct", (5, 4, 1)),
     (lambda: np.arange(6).reshape(2, 3), -1, "direct", (2, 3, 1)),      # integers as float64
-    (lambda: np.zeros((4, 5), np.float16), -1, "fallback", None),
+    (lambda: np.zeros((4, 5), np.float16), -1, "direct", (4, 5, 1)),             # widened in the kernel
+    (lambda: np.zeros((4, 5), ">f2"), -1, "copy", None),
+    (lambda: np.zeros((4, 5), np.complex64), -1, "fallback", None),
+    (lambda: np.zeros((4, 5), np.longdouble), -1, "fallback", None),
     (lambda: np.array(1.0), None, "fallback", None),                      # 0-d
     (lambda: np.zeros((0, 3)), -1, "fallback", None),                     # empty
 ])

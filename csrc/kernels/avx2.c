@@ -1,7 +1,7 @@
 /*
- * AVX2 + FMA kernels: 4 doubles / 8 floats a vector. Enabled per function with a target
+ * AVX2 + FMA (+ F16C for the half types) kernels: 4 doubles / 8 floats a vector. Enabled per function with a target
  * attribute, so this file builds without -mavx2 and the extension still loads on any x86-64;
- * cpu.c only selects it when CPUID and XGETBV say the CPU and OS support AVX2 and FMA.
+ * cpu.c only selects it when CPUID and XGETBV say the CPU and OS support AVX2, FMA and F16C.
  */
 #include "fastsoftmax.h"
 
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#define FSM_TARGET __attribute__((target("avx2,fma")))
+#define FSM_TARGET __attribute__((target("avx2,fma,f16c")))
 #else
 #define FSM_TARGET
 #endif
@@ -131,6 +131,28 @@ FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
 {
     *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
     *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+}
+
+/* float16 / bfloat16 <-> float32 (the half types' loads widen exactly; stores round to nearest even) */
+FSM_TARGET static inline vf vf_load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+FSM_TARGET static inline void vf_store_f16(uint16_t *p, vf a)
+{
+    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
+{
+    __m256i x = _mm256_castps_si256(a);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+    __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet),
+                                             _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
+    r = _mm256_srli_epi32(r, 16);
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
 }
 
 #include "kernels/template.h"

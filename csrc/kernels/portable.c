@@ -5,8 +5,9 @@
  */
 #include <math.h>
 #include <stdint.h>
-#include "fastsoftmax.h"
 #include <string.h>
+#include "fastsoftmax.h"
+#include "kernels/half.h"
 
 #define FSM_TARGET
 #define FSM_ISA portable
@@ -90,6 +91,12 @@ static inline vf vf_rint_bits(vf z)
     return f;
 }
 static inline void vf_widen_add(vd *lo, vd *hi, vf a) { (void)hi; *lo += (double)a; }
+
+/* float16 / bfloat16 <-> float32: the scalar conversions of half.h */
+static inline vf vf_load_f16(const uint16_t *p) { return fsm_f16_to_f32(*p); }
+static inline void vf_store_f16(uint16_t *p, vf a) { *p = fsm_f32_to_f16(a); }
+static inline vf vf_load_bf16(const uint16_t *p) { return fsm_bf16_to_f32(*p); }
+static inline void vf_store_bf16(uint16_t *p, vf a) { *p = fsm_f32_to_bf16(a); }
 
 #include "kernels/template.h"
 

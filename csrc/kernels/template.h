@@ -95,6 +95,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "fastsoftmax.h"
+#include "kernels/half.h"
 
 #define FSM_CAT2(a, b) a##_##b
 #define FSM_CAT(a, b) FSM_CAT2(a, b)
@@ -947,6 +948,124 @@ FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64
         }
 }
 
+/* ---- the half types: float16 / bfloat16 rows widened to float32 and narrowed back ---- */
+
+/* f[i] = h[i] as float32 (exact), h float16 (bf16 = 0) or bfloat16 (bf16 = 1). */
+FSM_TARGET static void KNAME(widen_half)(const uint16_t *h, float *f, int64_t n, int bf16)
+{
+    int64_t i = 0;
+    if (bf16) {
+        for (; i + VF_N <= n; i += VF_N) vf_store(f + i, vf_load_bf16(h + i));
+        for (; i < n; i++) f[i] = fsm_bf16_to_f32(h[i]);
+    } else {
+        for (; i + VF_N <= n; i += VF_N) vf_store(f + i, vf_load_f16(h + i));
+        for (; i < n; i++) f[i] = fsm_f16_to_f32(h[i]);
+    }
+}
+
+/* h[i] = f[i] rounded to float16 / bfloat16 (nearest even): the one rounding of a half result. */
+FSM_TARGET static void KNAME(narrow_half)(const float *f, uint16_t *h, int64_t n, int bf16)
+{
+    int64_t i = 0;
+    if (bf16) {
+        for (; i + VF_N <= n; i += VF_N) vf_store_bf16(h + i, vf_load(f + i));
+        for (; i < n; i++) h[i] = fsm_f32_to_bf16(f[i]);
+    } else {
+        for (; i + VF_N <= n; i += VF_N) vf_store_f16(h + i, vf_load(f + i));
+        for (; i < n; i++) h[i] = fsm_f32_to_f16(f[i]);
+    }
+}
+
+/* Half-type loads and stores of one vector: bf16 selects bfloat16, else float16. */
+FSM_TARGET static inline vf load_half(const uint16_t *h, int bf16) { return bf16 ? vf_load_bf16(h) : vf_load_f16(h); }
+FSM_TARGET static inline void store_half(uint16_t *h, vf a, int bf16)
+{
+    if (bf16) vf_store_bf16(h, a);
+    else vf_store_f16(h, a);
+}
+
+/* The first r < VF_N lanes of a, rounded to the half type (scalar: the same bits as the vector store). */
+FSM_TARGET static inline void store_half_part(uint16_t *h, vf a, int64_t r, int bf16)
+{
+    float t[VF_N];
+    vf_store(t, a);
+    for (int64_t i = 0; i < r; i++) h[i] = bf16 ? fsm_f32_to_bf16(t[i]) : fsm_f32_to_f16(t[i]);
+}
+
+/*
+ * The max pass of half rows with the widening folded in: each row of h is written to s as float32
+ * (exact) while its max (and min, when mn is not NULL) is taken, so the data is read from memory
+ * once; m and mn are those max_rows_f32 gives on s.
+ */
+FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
+                                             float *mn, int bf16)
+{
+    for (int64_t r = 0; r < rows; r++, h += n, s += n) {
+        vf a0 = vf_set1(-INFINITY), a1 = a0, b0 = vf_set1(INFINITY), b1 = b0;
+        vf_nanflag nan = vf_nanflag_init();
+        int64_t i = 0;
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+            vf v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
+            vf_store(s + i, v0);
+            vf_store(s + i + VF_N, v1);
+            a0 = vf_max(a0, v0); a1 = vf_max(a1, v1);
+            b0 = vf_min(b0, v0); b1 = vf_min(b1, v1);
+            nan = vf_nanflag_update(nan, v0, v1);
+        }
+        for (; i < n; i += VF_N) {
+            vf v;
+            if (n - i >= VF_N) {
+                v = load_half(h + i, bf16);
+                vf_store(s + i, v);
+            } else {
+                for (int64_t j = i; j < n; j++) s[j] = bf16 ? fsm_bf16_to_f32(h[j]) : fsm_f16_to_f32(h[j]);
+                v = vf_load_part(s + i, n - i, -INFINITY);
+                b0 = vf_min(b0, vf_load_part(s + i, n - i, INFINITY));
+                a0 = vf_max(a0, v);
+                nan = vf_nanflag_update(nan, v, v);
+                break;
+            }
+            a0 = vf_max(a0, v);
+            b0 = vf_min(b0, v);
+            nan = vf_nanflag_update(nan, v, v);
+        }
+        if (mn) mn[r] = vf_hmin(vf_min(b0, b1));
+        m[r] = vf_nanflag_any(nan) ? NAN : vf_hmax(vf_max(a0, a1));
+    }
+}
+
+/*
+ * The scale pass of half rows with the narrowing folded in: h = e * (c_hi + c_lo) rounded once to the
+ * half type, the same float32 products as scale_rows_f32's. A row that takes scale_rows_f32's careful
+ * loop (subnormal float32 products possible) is scaled in place in e by it, then narrowed.
+ */
+FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t rows, int64_t n, const double *c_hi,
+                                                const double *c_lo, const fsm_acc *acc, int bf16)
+{
+    for (int64_t row = 0; row < rows; row++, e += n, h += n) {
+        f32_scale sc = f32_scale_consts(c_hi[row] + c_lo[row], &acc[row]);
+        if (sc.careful) {
+            KNAME(scale_rows_f32)(e, 1, n, &c_hi[row], &c_lo[row], &acc[row]);
+            KNAME(narrow_half)(e, h, n, bf16);
+            continue;
+        }
+        const vf vmax = vf_set1(sc.e_max), vymax = vf_set1(sc.y_max);
+        const vf vhi = vf_set1(sc.hi), vlo = vf_set1(sc.lo);
+        int64_t i = 0;
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+            vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
+            store_half(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax), bf16);
+            store_half(h + i + VF_N, scale_fast_f32(b, vhi, vlo, vmax, vymax), bf16);
+        }
+        for (; i < n; i += VF_N) {
+            int64_t r = n - i < VF_N ? n - i : VF_N;
+            vf y = scale_fast_f32(r == VF_N ? vf_load(e + i) : vf_load_part(e + i, r, 0.0f), vhi, vlo, vmax, vymax);
+            if (r == VF_N) store_half(h + i, y, bf16);
+            else store_half_part(h + i, y, r, bf16);
+        }
+    }
+}
+
 static const fsm_kernels KNAME(kernel_set) = {
     .name = FSM_STR(FSM_ISA),  /* the kernels.inc id, as fsm_isa_name() spells it */
     .algorithm = FSM_ISA_ALGORITHM,
@@ -972,4 +1091,8 @@ static const fsm_kernels KNAME(kernel_set) = {
     .col_scale_f64 = KNAME(col_scale_f64),
     .col_logshift_f32 = KNAME(col_logshift_f32),
     .col_logshift_f64 = KNAME(col_logshift_f64),
+    .widen_half = KNAME(widen_half),
+    .narrow_half = KNAME(narrow_half),
+    .widen_max_rows = KNAME(widen_max_rows),
+    .scale_narrow_rows = KNAME(scale_narrow_rows),
 };

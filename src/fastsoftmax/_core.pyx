@@ -18,11 +18,13 @@ cdef extern from "fastsoftmax.h" nogil:
     ctypedef enum fsm_op:
         FSM_SOFTMAX, FSM_LOG_SOFTMAX, FSM_LOGSUMEXP
     ctypedef enum fsm_dtype:
-        FSM_F32, FSM_F64
+        FSM_F32, FSM_F64, FSM_F16, FSM_BF16
     ctypedef struct fsm_kernels:
         const char *name
         const char *algorithm
         int lanes_f32, lanes_f64
+        void (*widen_half)(const unsigned short *h, float *f, int64_t n, int bf16)
+        void (*narrow_half)(const float *f, unsigned short *h, int64_t n, int bf16)
     const fsm_kernels *fsm_isa_kernels(const char *name)
     int fsm_isa_compiled(const char *name)
     int fsm_isa_supported(const char *name)
@@ -78,6 +80,24 @@ def kernel_lanes(name):
     return (k.lanes_f32, k.lanes_f64)
 
 
+def _widen_half(object h, bint bf16):
+    """The active ISA's float16 / bfloat16 -> float32 conversion of a contiguous uint16 array (tests)."""
+    cdef cnp.ndarray hh = np.ascontiguousarray(h, dtype=np.uint16)
+    cdef cnp.ndarray f = np.empty(np.shape(hh), np.float32)
+    fsm_active().widen_half(<const unsigned short *>cnp.PyArray_DATA(hh), <float *>cnp.PyArray_DATA(f),
+                            cnp.PyArray_SIZE(hh), bf16)
+    return f
+
+
+def _narrow_half(object f, bint bf16):
+    """The active ISA's float32 -> float16 / bfloat16 rounding of a contiguous float32 array, as uint16 (tests)."""
+    cdef cnp.ndarray ff = np.ascontiguousarray(f, dtype=np.float32)
+    cdef cnp.ndarray h = np.empty(np.shape(ff), np.uint16)
+    fsm_active().narrow_half(<const float *>cnp.PyArray_DATA(ff), <unsigned short *>cnp.PyArray_DATA(h),
+                             cnp.PyArray_SIZE(ff), bf16)
+    return h
+
+
 def openmp_enabled():
     return bool(fsm_openmp_enabled())
 
@@ -92,7 +112,9 @@ cdef int _compute(int op, cnp.ndarray a, cnp.ndarray y, int64_t outer, int64_t n
     cdef int rc
     cdef const void *px = cnp.PyArray_DATA(a)
     cdef void *py = cnp.PyArray_DATA(y)
-    cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT else FSM_F64
+    cdef int t = cnp.PyArray_TYPE(a)
+    cdef fsm_dtype dt = (FSM_F32 if t == cnp.NPY_FLOAT else FSM_F64 if t == cnp.NPY_DOUBLE
+                         else FSM_F16 if t == cnp.NPY_FLOAT16 else FSM_BF16)  # the plan admits no other
     if outer * n * inner < 4096:
         rc = fsm_compute(<fsm_op>op, dt, px, py, outer, n, inner, nt)
     else:

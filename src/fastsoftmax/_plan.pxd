@@ -17,7 +17,7 @@ cdef enum:
 cdef class Plan:
     cdef readonly int op
     cdef readonly int route
-    cdef readonly object a              # the kernel's input: float32/float64 ndarray (None: not array-like
+    cdef readonly object a              # the kernel's input: float32/float64/float16/bfloat16 ndarray (None: not array-like
                                         # for the kernel's dtypes)
     cdef readonly int64_t outer, n, inner
     cdef readonly bint out_direct       # the kernel may write the caller's `out` itself
@@ -31,4 +31,5 @@ cdef class Plan:
 cpdef int check_threads(object threads) except -2
 cpdef tuple reduced_axes(object axis, int ndim)
 cpdef bint check_out(object out, object dtype, object x) except -1
+cpdef bint is_bfloat16(object dtype)
 cdef Plan make_plan(int op, object x, object axis, object out, object b)

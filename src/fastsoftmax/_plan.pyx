@@ -6,8 +6,9 @@ restating its rules, and the NumPy fallback uses the same checks, so an argument
 same way on every route and an invalid call never writes to ``out``.
 
 A plan says, for (op, x, axis, out, b):
-  route   "direct": the kernel reads x in place: float32/float64 (integers, and booleans for
-          logsumexp, become float64), native byte order, aligned, and the reduced axes one
+  route   "direct": the kernel reads x in place: float32/float64, float16 and ml_dtypes' bfloat16
+          (widened to float32 inside the kernel; integers, and booleans for logsumexp, become
+          float64), native byte order, aligned, and the reduced axes one
           contiguous band in memory, so the data is (outer, n, inner) rows (see fastsoftmax.h);
           "copy": one C-ordered copy with the kept axes first and the reduced axes last
           (``order``), then the kernel; "fallback": _fallback.py (other dtypes, 0-d, empty, b=).
@@ -153,6 +154,11 @@ cpdef bint check_out(object out, object dtype, object x) except -1:
 
 # ---- the plan ----
 
+cpdef bint is_bfloat16(object dtype):
+    """True for ml_dtypes' bfloat16 (a user-defined NumPy dtype; ml_dtypes is never imported here)."""
+    return ((<cnp.dtype>dtype).type_num >= 256  # NPY_USERDEF: dtypes registered by other packages
+            and dtype.name == "bfloat16" and dtype.itemsize == 2)
+
 cdef int _layout(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64_t *inner):
     """Describe a as (outer, n, inner) rows in memory; 0 if the reduced axes are not one contiguous band."""
     cdef int nd = cnp.PyArray_NDIM(a), k, j, cnt = 0
@@ -294,7 +300,7 @@ cdef Plan make_plan(int op, object x, object axis, object out, object b):
         return p
     a = x if cnp.PyArray_CheckExact(x) else np.asarray(x)
     t = cnp.PyArray_TYPE(a)
-    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT16 and not is_bfloat16(a.dtype):
         kind = a.dtype.kind
         if not (kind in "iu" or (op == OP_LOGSUMEXP and kind == "b")):
             return p
