@@ -138,6 +138,12 @@ FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
     r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
 }
+/* two vectors (packing them as one store needs AVX-512BW's vpackusdw, which this set does not assume) */
+FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
+{
+    vf_store_bf16(p, a);
+    vf_store_bf16(p + VF_N, b);
+}
 
 #include "kernels/template.h"
 

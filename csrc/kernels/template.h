@@ -968,6 +968,7 @@ FSM_TARGET static void KNAME(narrow_half)(const float *f, uint16_t *h, int64_t n
 {
     int64_t i = 0;
     if (bf16) {
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N) vf_store_bf16x2(h + i, vf_load(f + i), vf_load(f + i + VF_N));
         for (; i + VF_N <= n; i += VF_N) vf_store_bf16(h + i, vf_load(f + i));
         for (; i < n; i++) h[i] = fsm_f32_to_bf16(f[i]);
     } else {
@@ -1052,10 +1053,17 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
         const vf vmax = vf_set1(sc.e_max), vymax = vf_set1(sc.y_max);
         const vf vhi = vf_set1(sc.hi), vlo = vf_set1(sc.lo);
         int64_t i = 0;
-        for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-            vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
-            store_half(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax), bf16);
-            store_half(h + i + VF_N, scale_fast_f32(b, vhi, vlo, vmax, vymax), bf16);
+        if (bf16) {
+            for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+                vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
+                vf_store_bf16x2(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax), scale_fast_f32(b, vhi, vlo, vmax, vymax));
+            }
+        } else {
+            for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+                vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
+                vf_store_f16(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax));
+                vf_store_f16(h + i + VF_N, scale_fast_f32(b, vhi, vlo, vmax, vymax));
+            }
         }
         for (; i < n; i += VF_N) {
             int64_t r = n - i < VF_N ? n - i : VF_N;
