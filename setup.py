@@ -78,8 +78,8 @@ NUMPY_MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_V
 
 extensions = [
     # the plan and the argument checks (pure Cython, no C core): see src/fastsoftmax/_plan.pyx
-    Extension("fastsoftmax._plan", sources=["src/fastsoftmax/_plan.pyx"],
-              include_dirs=[numpy.get_include()], define_macros=list(NUMPY_MACROS)),
+    Extension("fastsoftmax._plan", sources=["src/fastsoftmax/_plan.pyx"],  # reads csrc/ops.h's op table
+              include_dirs=["csrc", numpy.get_include()], define_macros=list(NUMPY_MACROS)),
     Extension("fastsoftmax._core", sources=SOURCES,
               include_dirs=["csrc", numpy.get_include()], define_macros=list(NUMPY_MACROS)),
 ]

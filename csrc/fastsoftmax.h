@@ -51,8 +51,8 @@
 extern "C" {
 #endif
 
-/* The passes each op runs: ops.h, one row per op (add an op there and here, before FSM_N_OPS). */
-typedef enum { FSM_SOFTMAX = 0, FSM_LOG_SOFTMAX = 1, FSM_LOGSUMEXP = 2, FSM_N_OPS } fsm_op;
+/* The ops (fsm_op: FSM_SOFTMAX, FSM_LOG_SOFTMAX, FSM_LOGSUMEXP) and the passes each runs: ops.h, one line an op. */
+#include "ops.h"
 /* float16 and bfloat16 data are widened to float32 in the driver and computed by the float32 kernels;
    each result is rounded once to the input's type. */
 typedef enum { FSM_F32 = 0, FSM_F64 = 1, FSM_F16 = 2, FSM_BF16 = 3 } fsm_dtype;

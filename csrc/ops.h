@@ -12,8 +12,9 @@
  *                needs LOG1P), or M + log1p(S') written once per row (ROW_VALUE, needs LOG1P)
  *   outputs      n per row, or 1 (a reduction: the output has no reduced axis; goes with ROW_VALUE)
  *
- * Adding an op. An op made of the passes below is one enumerator in fsm_op (fastsoftmax.h, before
- * FSM_N_OPS) and one row here; the Python layer then calls it. An op that needs a pass none of these
+ * Adding an op. An op made of the passes below is one line of FSM_OP_LIST: it makes the op's
+ * enumerator of fsm_op (FSM_<NAME>), its name (fsm_op_names, which the Python plan reads) and its row
+ * of fsm_ops; the Python layer then calls it. An op that needs a pass none of these
  * kinds does (softmax backward, y (g - sum(g y)), needs no max pass, a sum of products, the plain sum
  * as its statistic and an elementwise last pass) also adds: the kind's enumerator here, its kernels
  * in fsm_kernels (fastsoftmax.h) and template.h (one definition each, compiled for every ISA, a line
@@ -25,8 +26,6 @@
 #ifndef FSM_OPS_H
 #define FSM_OPS_H
 
-#include "fastsoftmax.h"
-
 typedef enum { FSM_MAX_ONLY, FSM_MAX_AND_MIN } fsm_max_pass;
 typedef enum { FSM_PASS1_STORE_EXPS, FSM_PASS1_EXCLMAX } fsm_pass1;
 typedef enum { FSM_STAT_RECIP, FSM_STAT_LOG1P } fsm_stat;
@@ -37,19 +36,28 @@ typedef struct {
     fsm_pass1 pass1;
     fsm_stat stat;
     fsm_last_pass last;
-    int one_output_per_row;  /* 1: one output per row (the row's statistic); 0: n, one per element */
+    int one_output_per_row;  /* 1: a reduction, one output per row (the row's statistic); 0: n, one per element */
 } fsm_op_passes;
 
-static const fsm_op_passes fsm_ops[] = {
-    [FSM_SOFTMAX] = {.max_pass = FSM_MAX_AND_MIN, .pass1 = FSM_PASS1_STORE_EXPS, .stat = FSM_STAT_RECIP,
-                     .last = FSM_LAST_SCALE, .one_output_per_row = 0},
-    [FSM_LOG_SOFTMAX] = {.max_pass = FSM_MAX_ONLY, .pass1 = FSM_PASS1_EXCLMAX, .stat = FSM_STAT_LOG1P,
-                         .last = FSM_LAST_LOGSHIFT, .one_output_per_row = 0},
-    [FSM_LOGSUMEXP] = {.max_pass = FSM_MAX_ONLY, .pass1 = FSM_PASS1_EXCLMAX, .stat = FSM_STAT_LOG1P,
-                       .last = FSM_LAST_ROW_VALUE, .one_output_per_row = 1},
-};
+/* FSM_OP(NAME, name, max pass, pass 1, statistics, last pass, one output per row) */
+#define FSM_OP_LIST                                                                                              \
+    FSM_OP(SOFTMAX, softmax, FSM_MAX_AND_MIN, FSM_PASS1_STORE_EXPS, FSM_STAT_RECIP, FSM_LAST_SCALE, 0)          \
+    FSM_OP(LOG_SOFTMAX, log_softmax, FSM_MAX_ONLY, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_LOGSHIFT, 0)     \
+    FSM_OP(LOGSUMEXP, logsumexp, FSM_MAX_ONLY, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_ROW_VALUE, 1)
 
-/* An op appended to fsm_op without its row here fails to compile (the array would be one short). */
-typedef char fsm_ops_has_every_op[sizeof fsm_ops / sizeof fsm_ops[0] == FSM_N_OPS ? 1 : -1];
+#define FSM_OP(NAME, name, mp, p1, st, lp, one) FSM_##NAME,
+typedef enum { FSM_OP_LIST FSM_N_OPS } fsm_op;
+#undef FSM_OP
+
+/* The table and the names, where FSM_OPS_TABLE is defined before the include (rows.c, the Python plan). */
+#ifdef FSM_OPS_TABLE
+#define FSM_OP(NAME, name, mp, p1, st, lp, one) \
+    [FSM_##NAME] = {.max_pass = mp, .pass1 = p1, .stat = st, .last = lp, .one_output_per_row = one},
+static const fsm_op_passes fsm_ops[] = {FSM_OP_LIST};
+#undef FSM_OP
+#define FSM_OP(NAME, name, mp, p1, st, lp, one) [FSM_##NAME] = #name,
+static const char *const fsm_op_names[] = {FSM_OP_LIST};
+#undef FSM_OP
+#endif
 
 #endif

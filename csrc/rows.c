@@ -12,12 +12,12 @@
  * the parent used a team, every call runs on one thread: libgomp's pool does not survive fork()
  * (GCC bug 60035) and a team started there can hang.
  */
+#define FSM_OPS_TABLE 1 /* ops.h: the op table lives here */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastsoftmax.h"
-#include "ops.h"
 
 #if defined(FSM_WITH_OPENMP) && defined(_OPENMP)
 #include <omp.h>

@@ -35,8 +35,11 @@ DOCUMENTED_ERRORS = (TypeError, ValueError)
 
 # Outputs below the normal range are outside the documented 2 ulp (README, "Accuracy"); they
 # must still be tiny: within this absolute error of the reference.
-SUBNORMAL_ABS = {np.float32: float(np.finfo(np.float32).smallest_normal),
+SUBNORMAL_ABS = {np.float16: float(np.finfo(np.float16).smallest_normal),
+                 np.float32: float(np.finfo(np.float32).smallest_normal),
                  np.float64: float(np.finfo(np.float64).smallest_normal)}
+# The half types are computed in float32 and rounded once: within 1 ulp of the half type (README).
+HALF_TOL = 1.0
 
 
 class OracleError(AssertionError):
@@ -241,8 +244,8 @@ def _check_accuracy(op, x, kwargs, a, got_parts, exp_parts):
         ref = scale = _reference.REF[op](a, axes)
     got = np.asarray(got_parts[0])
     ref, scale = np.broadcast_to(ref, got.shape), np.broadcast_to(scale, got.shape)
-    err = _reference.ulp_errors(got, ref, scale, a.dtype, subnormal_abs=SUBNORMAL_ABS[a.dtype.type])
-    tol = _reference.tolerance(a.dtype)
+    err = _reference.ulp_errors(got, ref, scale, a.dtype, subnormal_abs=SUBNORMAL_ABS.get(a.dtype.type))
+    tol = HALF_TOL if a.dtype.itemsize == 2 else _reference.tolerance(a.dtype)
     if err.size and not np.all(err <= tol):
         i = np.unravel_index(np.argmax(err), err.shape)
         _fail(f"{op} off by {float(err[i]):.3g} ulp (> {tol}) at {tuple(int(j) for j in i)}: got "

@@ -9,8 +9,8 @@ cimport numpy as cnp
 import numpy as np
 
 from . import _fallback
-from ._plan cimport (OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX, ROUTE_COPY, ROUTE_DIRECT, Plan,
-                     check_threads, make_plan)
+from ._plan import OPS as _OPS
+from ._plan cimport ROUTE_COPY, ROUTE_DIRECT, Plan, check_threads, make_plan, op_reduces
 
 cnp.import_array()
 
@@ -133,7 +133,7 @@ cdef object _run(Plan p, object out, int nt):
         nd = p.ndim
         c = p.band_copy()
         y = _run(make_plan(p.op, c, tuple(range(p.nkept, nd)), None, None), None, nt)
-        if p.op == OP_LOGSUMEXP:
+        if op_reduces(p.op):
             return y                      # the kept axes are first in the copy, in their order
         y = y.transpose(np.argsort(p.order))
         if out is None:
@@ -141,7 +141,7 @@ cdef object _run(Plan p, object out, int nt):
         np.copyto(out, y)
         return out
     a = p.a
-    if p.op == OP_LOGSUMEXP:
+    if op_reduces(p.op):
         y = np.empty(p.kept_shape(), dtype=a.dtype)
         _compute(p.op, a, y, p.outer, p.n, p.inner, nt)
         unsort = p.kept_unsort()
@@ -162,7 +162,7 @@ cdef object _elementwise(int op, object x, object axis, object out, object threa
     cdef Plan p = make_plan(op, x, axis, out, None)
     if p.route == ROUTE_DIRECT or p.route == ROUTE_COPY:
         return _run(p, out, nt)
-    fallback = _fallback.softmax if op == OP_SOFTMAX else _fallback.log_softmax
+    fallback = getattr(_fallback, _OPS[op])
     return fallback(x if p.a is None else p.a, axis, out=out, threads=threads)
 
 
@@ -199,7 +199,7 @@ def softmax(x, axis=None, *, out=None, threads=None):
     >>> float(softmax(scores).sum())
     1.0
     """
-    return _elementwise(OP_SOFTMAX, x, axis, out, threads)
+    return _elementwise(FSM_SOFTMAX, x, axis, out, threads)
 
 
 def log_softmax(x, axis=None, *, out=None, threads=None):
@@ -232,7 +232,7 @@ def log_softmax(x, axis=None, *, out=None, threads=None):
     >>> float(y[1])        # -exp(-40), not 0
     -4.248354255291589e-18
     """
-    return _elementwise(OP_LOG_SOFTMAX, x, axis, out, threads)
+    return _elementwise(FSM_LOG_SOFTMAX, x, axis, out, threads)
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, threads=None):
@@ -269,7 +269,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     1000.6931471805599
     """
     cdef int nt = check_threads(threads)
-    cdef Plan p = make_plan(OP_LOGSUMEXP, a, axis, None, b)
+    cdef Plan p = make_plan(FSM_LOGSUMEXP, a, axis, None, b)
     if p.route == ROUTE_DIRECT or p.route == ROUTE_COPY:
         return _fallback.shape_lse_result(_run(p, None, nt), p.axes, keepdims, return_sign)
     return _fallback.logsumexp(a if p.a is None else p.a, axis, b, keepdims, return_sign, threads=threads)

@@ -2,11 +2,6 @@
 from libc.stdint cimport int64_t
 
 cdef enum:
-    OP_SOFTMAX = 0       # the numbering of fsm_op in csrc/fastsoftmax.h
-    OP_LOG_SOFTMAX = 1
-    OP_LOGSUMEXP = 2
-
-cdef enum:
     ROUTE_FALLBACK = 0   # NumPy (_fallback.py)
     ROUTE_DIRECT = 1     # the kernel reads the input in place
     ROUTE_COPY = 2       # one copy into the kernel's layout, then the kernel
@@ -15,7 +10,7 @@ cdef enum:
     MAX_DIMS = 64        # the kernel route takes at most this many dimensions
 
 cdef class Plan:
-    cdef readonly int op
+    cdef readonly int op               # an fsm_op of csrc/ops.h
     cdef readonly int route
     cdef readonly object a              # the kernel's input: float32/float64/float16/bfloat16 ndarray (None: not array-like
                                         # for the kernel's dtypes)
@@ -32,4 +27,5 @@ cpdef int check_threads(object threads) except -2
 cpdef tuple reduced_axes(object axis, int ndim)
 cpdef bint check_out(object out, object dtype, object x) except -1
 cpdef bint is_bfloat16(object dtype)
+cdef bint op_reduces(int op)  # one output per row (logsumexp), from csrc/ops.h
 cdef Plan make_plan(int op, object x, object axis, object out, object b)

@@ -28,7 +28,18 @@ import numpy as np
 cnp.import_array()
 
 MAX_THREADS = 1 << 16
-OPS = ("softmax", "log_softmax", "logsumexp")
+cdef extern from *:
+    """
+    #define FSM_OPS_TABLE 1
+    #include "ops.h"
+    """
+    ctypedef struct fsm_op_passes:
+        int one_output_per_row
+    int FSM_N_OPS
+    const fsm_op_passes *fsm_ops
+    const char **fsm_op_names
+
+OPS = tuple(fsm_op_names[i].decode() for i in range(FSM_N_OPS))  # csrc/ops.h, in fsm_op order
 ROUTES = ("fallback", "direct", "copy")
 
 
@@ -154,6 +165,12 @@ cpdef bint check_out(object out, object dtype, object x) except -1:
 
 # ---- the plan ----
 
+cdef bint op_reduces(int op):
+    """True for an op with one output per row (the reduced axes vanish from the result: logsumexp).
+    Reductions take booleans (as scipy's logsumexp does), the elementwise ops do not."""
+    return fsm_ops[op].one_output_per_row != 0
+
+
 cpdef bint is_bfloat16(object dtype):
     """True for ml_dtypes' bfloat16 (a user-defined NumPy dtype; ml_dtypes is never imported here)."""
     return ((<cnp.dtype>dtype).type_num >= 256  # NPY_USERDEF: dtypes registered by other packages
@@ -224,7 +241,7 @@ cdef class Plan:
     @property
     def kept_order(self):
         """Direct logsumexp: the kept axes in memory order, the order of the kernel's results (else None)."""
-        if self.route != ROUTE_DIRECT or self.op != OP_LOGSUMEXP:
+        if self.route != ROUTE_DIRECT or not op_reduces(self.op):
             return None
         return tuple([self.kept[k] for k in range(self.nkept)])
 
@@ -302,7 +319,7 @@ cdef Plan make_plan(int op, object x, object axis, object out, object b):
     t = cnp.PyArray_TYPE(a)
     if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT16 and not is_bfloat16(a.dtype):
         kind = a.dtype.kind
-        if not (kind in "iu" or (op == OP_LOGSUMEXP and kind == "b")):
+        if not (kind in "iu" or (op_reduces(op) and kind == "b")):
             return p
         a = a.astype(np.float64)
     p.a = a
@@ -317,7 +334,7 @@ cdef Plan make_plan(int op, object x, object axis, object out, object b):
             and _layout(a, p.reduced, &rows, &cols, &inner)):
         p.route = ROUTE_DIRECT
         p.outer, p.n, p.inner = rows, cols, inner
-        if op == OP_LOGSUMEXP:
+        if op_reduces(op):
             _kept_in_memory_order(p, a)
         elif out is not None:
             p.out_direct = check_out(out, a.dtype, a)
@@ -328,7 +345,7 @@ cdef Plan make_plan(int op, object x, object axis, object out, object b):
         if not p.reduced[k]:
             p.kept[p.nkept] = k
             p.nkept += 1
-    if op != OP_LOGSUMEXP and out is not None:
+    if not op_reduces(op) and out is not None:
         check_out(out, a.dtype.newbyteorder("="), a)
     return p
 
