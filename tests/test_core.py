@@ -90,7 +90,13 @@ def test_fallback_matches_scipy(name):
         for axis in axis_options(x.ndim):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                want, werr = outcome(lambda: call(name, sps, x, axis))
+                if x.dtype.kind == "f" and x.dtype.itemsize == 2:  # a stated deviation: float16 is computed in float32, rounded once
+                    want, werr = outcome(lambda: call(name, sps, x.astype(np.float32), axis))
+                    if werr is None:
+                        want = tuple(np.asarray(w).astype(np.float16) for w in want) if isinstance(want, tuple) \
+                            else np.asarray(want).astype(np.float16)
+                else:
+                    want, werr = outcome(lambda: call(name, sps, x, axis))
             got, gerr = outcome(lambda: call(name, _fallback, x, axis))
             if name == "logsumexp" and x.size == 0 and x.ndim > 1 and werr is IndexError:
                 # scipy 1.17 fails on empty arrays reduced over several axes; we return -inf

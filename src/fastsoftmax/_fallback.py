@@ -6,7 +6,12 @@ and no floating-point RuntimeWarning is emitted). The fast path is tested agains
 """
 import numpy as np
 
-from ._plan import check_out, check_threads, reduced_axes
+from ._plan import check_out, check_threads, is_bfloat16, reduced_axes
+
+
+def is_half(dtype):
+    """float16 or ml_dtypes' bfloat16: computed in float32 and rounded once to the type (both routes)."""
+    return dtype == np.float16 or is_bfloat16(dtype)
 
 
 def elementwise_dtype(dtype, name):
@@ -16,7 +21,7 @@ def elementwise_dtype(dtype, name):
         raise TypeError(f"{name} does not accept boolean arrays (as scipy.special); convert to a float dtype first")
     if kind in "iu":
         return np.dtype(np.float64)
-    if kind not in "fc":
+    if kind not in "fc" and not is_bfloat16(dtype):
         raise TypeError(f"{name} expects a real or complex numeric array, got dtype {dtype}")
     return dtype.newbyteorder("=")
 
@@ -38,9 +43,21 @@ def _prepare(x, axis, out, threads, name):
     return x, axis
 
 
+def _in_float32(fn, x, axis, out):
+    """fn of a half-type x computed in float32, the result rounded once to x's type (into out if given)."""
+    y = fn(x.astype(np.float32), axis)
+    with np.errstate(over="ignore"):  # a float32 result beyond the half's range rounds to inf
+        if out is None:
+            return y.astype(x.dtype)
+        np.copyto(out, y, casting="unsafe")
+    return out
+
+
 def softmax(x, axis=None, *, out=None, threads=None):
     """softmax(x) = exp(x - max) / sum(exp(x - max)) along ``axis``; see fastsoftmax.softmax."""
     x, axis = _prepare(x, axis, out, threads, "softmax")
+    if is_half(x.dtype):
+        return _in_float32(softmax, x, axis, out)
     with np.errstate(all="ignore"):
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         s = np.sum(e, axis=axis, keepdims=True)
@@ -52,6 +69,8 @@ def softmax(x, axis=None, *, out=None, threads=None):
 def log_softmax(x, axis=None, *, out=None, threads=None):
     """log_softmax(x) = x - max - log(sum(exp(x - max))) along ``axis``; see fastsoftmax.log_softmax."""
     x, axis = _prepare(x, axis, out, threads, "log_softmax")
+    if is_half(x.dtype):
+        return _in_float32(log_softmax, x, axis, out)
     with np.errstate(all="ignore"):
         m = np.max(x, axis=axis, keepdims=True)
         m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))  # scipy: a non-finite max shifts by 0
@@ -64,9 +83,9 @@ def log_softmax(x, axis=None, *, out=None, threads=None):
 
 def lse_dtype(a_dtype, b_dtype=None):
     """The result dtype of logsumexp for data of ``a_dtype`` and weights of ``b_dtype`` (or None)."""
-    if a_dtype.kind not in "biufc":
+    if a_dtype.kind not in "biufc" and not is_bfloat16(a_dtype):
         raise TypeError(f"logsumexp expects a real or complex numeric array, got dtype {a_dtype}")
-    if b_dtype is not None and b_dtype.kind not in "biufc":
+    if b_dtype is not None and b_dtype.kind not in "biufc" and not is_bfloat16(b_dtype):
         raise TypeError(f"logsumexp: b must be a real or complex numeric array, got dtype {b_dtype}")
     dt = np.result_type(a_dtype, b_dtype) if b_dtype is not None else a_dtype
     if dt.kind in "biu":
@@ -81,6 +100,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     if b is not None:
         b = np.asarray(b)
     dt = lse_dtype(a.dtype, None if b is None else b.dtype)
+    if is_half(dt):  # in float32, rounded once to the half type
+        res = logsumexp(a.astype(np.float32), axis, None if b is None else b.astype(np.float32), keepdims,
+                        return_sign)
+        with np.errstate(over="ignore"):
+            if return_sign:
+                return tuple(np.asarray(r).astype(dt)[()] for r in res)
+            return np.asarray(res).astype(dt)[()]
     a = a.astype(dt, copy=False)
     if b is not None:
         b = b.astype(dt, copy=False)
