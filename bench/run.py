@@ -25,7 +25,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from harness import accuracy, candidates, cases, memory, reference, report, timing  # noqa: E402
-from harness import machine  # noqa: E402
+from harness import half, machine  # noqa: E402
 
 OPS = candidates.OPS
 NORMAL_TWIN = "fastsoftmax-normal3"  # fastsoftmax on normal*3 data of a non-normal case's shape
@@ -326,6 +326,9 @@ def main(argv=None):
     _log(f"timing ({opts.repeats} samples of ~{opts.sample_s * 1e3:g} ms per candidate, interleaved; "
          f"threads {thread_list}):")
     data["timing"] = run_timing(cands, case_list, dtypes, ops, thread_list, opts, only)
+    if mode == "targets":
+        _log("half-precision targets (float16 / bfloat16 softmax, 1 thread, interleaved in one process):")
+        data["half_targets"] = half.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log)
 
     ort = next((c for c in cands if c.name == "onnxruntime"), None)
     if ort is not None and ort.unsupported:

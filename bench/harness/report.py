@@ -166,10 +166,14 @@ def targets_markdown(data):
             a2 = _target_cell(data_avx2, op, case, against, ("torch",))
             cells += ([fmt_time(a2[0]), a2[1], _verdict(a2[2], against, avx2_target)] if a2 else ["—"] * 3)
         lines.append("| " + " | ".join(cells) + " |")
-    return ("### Speed targets (float32, 1 thread)\n\n"
+    text = ("### Speed targets (float32, 1 thread)\n\n"
             "ratio: peer time ÷ fastsoftmax time (peer = the faster of onnxruntime and torch), or fastsoftmax "
             "time ÷ the reference named; medians of interleaved samples, each call's result dropped at once\n\n"
             + "\n".join(lines))
+    if data.get("half_targets"):
+        from . import half
+        text += "\n\n" + half.markdown(data["half_targets"], isa, (data_avx2 or {}).get("half_targets"))
+    return text
 
 
 def speed_table(data, op, dtype, thread_filter=None):
