@@ -143,18 +143,7 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
-{
-    __m256i x = _mm256_castps_si256(a);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
-    __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
-    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet),
-                                             _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
-    r = _mm256_srli_epi32(r, 16);
-    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-}
-/* two vectors' bfloat16 bits (rounded as vf_store_bf16) packed into one store */
+/* the bfloat16 bits of a in the low half of each 32-bit lane: nearest even, NaN kept quiet */
 FSM_TARGET static inline __m256i bf16_bits(vf a)
 {
     __m256i x = _mm256_castps_si256(a);
@@ -165,6 +154,12 @@ FSM_TARGET static inline __m256i bf16_bits(vf a)
                                              _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
     return _mm256_srli_epi32(r, 16);
 }
+FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
+{
+    __m256i r = bf16_bits(a);
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+}
+/* two vectors packed into one store */
 FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
 {
     __m256i packed = _mm256_packus_epi32(bf16_bits(a), bf16_bits(b));  /* per 128-bit lane: 4 of a, 4 of b */
