@@ -102,3 +102,11 @@ def test_isa_list_is_kernels_inc():
         assert f32 == 2 * f64 or f32 == f64 == 1
     with pytest.raises(ValueError):
         _core.kernel_lanes("sse9")
+
+
+def test_is_bfloat16():
+    assert not _plan.is_bfloat16(np.dtype(np.float16)) and not _plan.is_bfloat16(np.float32)
+    assert not _plan.is_bfloat16("bfloat16") and not _plan.is_bfloat16(None)
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 comes from ml_dtypes")
+    assert _plan.is_bfloat16(np.dtype(ml_dtypes.bfloat16))
+    assert _plan.plan("softmax", np.zeros((2, 3), ml_dtypes.bfloat16), -1).route_name == "direct"

@@ -173,8 +173,8 @@ cdef bint op_reduces(int op):
 
 cpdef bint is_bfloat16(object dtype):
     """True for ml_dtypes' bfloat16 (a user-defined NumPy dtype; ml_dtypes is never imported here)."""
-    return ((<cnp.dtype>dtype).type_num >= 256  # NPY_USERDEF: dtypes registered by other packages
-            and dtype.name == "bfloat16" and dtype.itemsize == 2)
+    return (isinstance(dtype, np.dtype) and (<cnp.dtype>dtype).type_num >= 256  # NPY_USERDEF: registered
+            and dtype.name == "bfloat16" and dtype.itemsize == 2)                  # by other packages
 
 cdef int _layout(cnp.ndarray a, bint *reduced, int64_t *outer, int64_t *n, int64_t *inner):
     """Describe a as (outer, n, inner) rows in memory; 0 if the reduced axes are not one contiguous band."""
