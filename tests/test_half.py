@@ -11,7 +11,7 @@ from fastsoftmax import _fallback, _plan, _reference
 try:
     import ml_dtypes
     HALVES = [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
-except ImportError:  # bfloat16 comes from ml_dtypes, an optional dependency
+except Exception:  # bfloat16 comes from ml_dtypes, optional (and it fails to load on a NumPy older than its build)
     HALVES = [np.dtype(np.float16)]
 
 OPS = ("softmax", "log_softmax", "logsumexp")

@@ -59,7 +59,7 @@ def run(rounds=9, sample_s=0.05, log=print):
     try:
         import ml_dtypes  # noqa: F401
         dtypes.append("bfloat16")
-    except ImportError:
+    except Exception:  # not installed, or built for another NumPy
         log("  ml_dtypes is not installed: no bfloat16 rows")
     for dtype_name in dtypes:
         for shape in SHAPES:
