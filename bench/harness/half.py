@@ -74,8 +74,9 @@ def markdown(rows, isa, rows_avx2=None):
     def cells(r):
         m = r["median_s"]
         f, f32, t = m["fastsoftmax"], m["fastsoftmax float32"], m.get("torch")
-        vs_t = "—" if t is None else f"{t / f:.2f} ({'met' if t / f >= TORCH_TARGET else 'missed'}, ≥ {TORCH_TARGET})"
-        vs_32 = f"{f / f32:.2f} ({'met' if f / f32 <= F32_TARGET else 'missed'}, ≤ {F32_TARGET})"
+        r_t, r_32 = (None if t is None else round(t / f, 2)), round(f / f32, 2)  # judged as printed
+        vs_t = "—" if t is None else f"{r_t:.2f} ({'met' if r_t >= TORCH_TARGET else 'missed'}, ≥ {TORCH_TARGET})"
+        vs_32 = f"{r_32:.2f} ({'met' if r_32 <= F32_TARGET else 'missed'}, ≤ {F32_TARGET})"
         return [f"{f * 1e6:.0f} µs", vs_t, vs_32]
     head = ["softmax, 1 thread", f"fastsoftmax ({isa})", "torch ÷ fastsoftmax", "÷ fastsoftmax float32"]
     if rows_avx2:

@@ -170,13 +170,14 @@ def softmax(x, axis=None, *, out=None, threads=None):
     """Softmax along ``axis``: ``exp(x - max(x)) / sum(exp(x - max(x)))``.
 
     Same signature and results as ``scipy.special.softmax``, computed by a SIMD C kernel for
-    float32/float64 arrays whose reduced axes are contiguous; other inputs use a NumPy fallback.
+    float32/float64 (and float16/bfloat16, widened inside it) arrays; other inputs use a NumPy fallback.
 
     Parameters
     ----------
     x : array_like
-        Input. Integers are converted to float64; float16, longdouble and complex are supported
-        by the fallback. Boolean input raises ``TypeError`` (as in scipy).
+        Input. Integers are converted to float64; float16 and bfloat16 (ml_dtypes) are computed in
+        float32 by the kernel and rounded once; longdouble and complex are supported by the
+        fallback. Boolean input raises ``TypeError`` (as in scipy).
     axis : int, tuple of ints or None, optional
         Axis or axes over which the softmax is taken; None (default) means the whole array.
     out : ndarray, optional

@@ -11,7 +11,7 @@ from ._plan import check_out, check_threads, is_bfloat16, reduced_axes
 
 def is_half(dtype):
     """float16 or ml_dtypes' bfloat16: computed in float32 and rounded once to the type (both routes)."""
-    return dtype == np.float16 or is_bfloat16(dtype)
+    return (dtype.kind == "f" and dtype.itemsize == 2) or is_bfloat16(dtype)
 
 
 def elementwise_dtype(dtype, name):
