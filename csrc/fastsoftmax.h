@@ -1,5 +1,6 @@
 /*
- * fastsoftmax C core: softmax, log_softmax and logsumexp over contiguous float32/float64 data.
+ * fastsoftmax C core: softmax, log_softmax and logsumexp over contiguous float32/float64 data
+ * (float16/bfloat16 too: widened to float32 in the driver, rows.c).
  *
  * Layout. Every call is described by (outer, n, inner): the data is outer blocks of n rows of
  * inner contiguous elements, and the reduction runs over n (stride inner). inner == 1 is the
