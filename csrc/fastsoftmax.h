@@ -144,7 +144,7 @@ int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CP
 int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */
 const fsm_kernels *fsm_active(void);
 
-/* Threads (rows.c, the one place that talks to OpenMP). */
+/* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */
 int fsm_openmp_enabled(void);
 int fsm_default_threads(void);                    /* what threads=None resolves to now */
 

@@ -1,16 +1,8 @@
 /*
- * Row / block / column driver: splits the work, calls one kernel per row, block or column chunk.
- * This is the only file that talks to OpenMP (the FSM_* macros below are no-ops without it).
- *
- * Thread policy: threads <= 0 means the default, fsm_default_threads(). A call whose work is below
- * FSM_MIN_WORK elements per thread uses fewer threads, and a call that would use one thread never
- * starts a team. Rows (in batches), blocks of long rows and column blocks are handed out dynamically
- * (results do not depend on which thread computes what): a thread that the OS runs late then does
- * less. The team still joins at the end of each region: on an oversubscribed machine a call can wait
- * for a descheduled worker (measured here with load 6 on 2 cores: 20 ms instead of 0.3 ms for
- * (256, 1000)); threads=1 or FASTSOFTMAX_NUM_THREADS=1 avoids it. In a child process created by fork() after
- * the parent used a team, every call runs on one thread: libgomp's pool does not survive fork()
- * (GCC bug 60035) and a team started there can hang.
+ * Row / block / column driver: cuts each call into tasks (batches of short rows, long rows or their
+ * blocks, column blocks) whose boundaries depend on the shape only, and hands them to the runner in
+ * threads.c, which decides which thread runs each one (the thread policy is described there). So
+ * the result is the same bit for bit for any number of threads.
  */
 #define FSM_OPS_TABLE 1 /* ops.h: the op table lives here */
 #include <float.h>
@@ -18,27 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fastsoftmax.h"
-
-#if defined(FSM_WITH_OPENMP) && defined(_OPENMP)
-#include <omp.h>
-#define FSM_PRAGMA(x) _Pragma(#x)
-#define FSM_PARALLEL(t) FSM_PRAGMA(omp parallel num_threads(t) if ((t) > 1))
-#define FSM_PARALLEL_FOR(t) FSM_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(t) if ((t) > 1))
-#define FSM_FOR_DYNAMIC FSM_PRAGMA(omp for schedule(dynamic, 1))
-#define FSM_SINGLE FSM_PRAGMA(omp single)
-#define FSM_HAVE_OPENMP 1
-#else
-#define FSM_PARALLEL(t)
-#define FSM_PARALLEL_FOR(t)
-#define FSM_FOR_DYNAMIC
-#define FSM_SINGLE
-#define FSM_HAVE_OPENMP 0
-#endif
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#define FSM_HAVE_ATFORK 1
-#endif
+#include "threads.h"
 
 #define FSM_BLOCK ((int64_t)16384)     /* elements per row block: fixed, so results never depend on threads */
 #define FSM_BATCH 256                  /* short rows per kernel call */
@@ -48,7 +20,7 @@
 #ifndef FSM_HALF_BATCH_ELEMS
 #define FSM_HALF_BATCH_ELEMS ((int64_t)4096) /* half types: the batch's float32 scratch stays in L1 */
 #endif
-#define FSM_MIN_WORK ((int64_t)65536)  /* elements per thread below which fewer threads are used */
+#define FSM_BLOCK_LEN(n, b) ((n) - (b) * FSM_BLOCK < FSM_BLOCK ? (n) - (b) * FSM_BLOCK : FSM_BLOCK)
 
 /* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -56,69 +28,6 @@
 #else
 #define FSM_PREFETCH(p, w) ((void)(p))
 #endif
-
-static volatile int in_forked_child;
-
-#ifdef FSM_HAVE_ATFORK
-static void on_fork_child(void) { in_forked_child = 1; }
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
-#endif
-
-int fsm_openmp_enabled(void) { return FSM_HAVE_OPENMP; }
-
-int fsm_default_threads(void)
-{
-    const char *env = getenv("FASTSOFTMAX_NUM_THREADS");
-    if (env && *env) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (*end == '\0' && v > 0) return v > 1024 ? 1024 : (int)v;
-    }
-#if FSM_HAVE_OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/*
- * Concurrent callers share one budget of fsm_default_threads() threads (a call that asks for more
- * raises its own budget to that). A call (fsm_compute) adds the t threads it wants to the busy
- * count, runs on what the budget had left before it (`got`: t, fewer, or only its own calling thread
- * when none was left) and subtracts t when done. It charges t, not got: while a call that got fewer
- * runs, later calls see less left than there is and run on fewer threads. So 8 Python threads
- * calling at once use ~the budget (plus one calling thread per call that found it taken), not 8 teams.
- * A call from inside an OpenMP parallel region (a nested caller) gets one thread from OpenMP itself
- * (nested parallelism is off by default).
- */
-#if defined(_MSC_VER) && !defined(__clang__)
-#include <intrin.h>
-static volatile long threads_busy;
-static int busy_add(int v) { return (int)_InterlockedExchangeAdd(&threads_busy, v); }
-#else
-static int threads_busy;
-static int busy_add(int v) { return __atomic_fetch_add(&threads_busy, v, __ATOMIC_RELAXED); }
-#endif
-
-static int effective_threads(int requested, int64_t work, int64_t tasks)
-{
-#if FSM_HAVE_OPENMP
-    if (in_forked_child || work < 2 * FSM_MIN_WORK || requested == 1) return 1;  /* no team: no need to ask */
-    int t = requested > 0 ? requested : fsm_default_threads();
-    if (t > omp_get_num_procs()) t = omp_get_num_procs();  /* more threads than CPUs never helps */
-    int64_t by_work = work / FSM_MIN_WORK;
-    if (by_work < t) t = (int)(by_work > 0 ? by_work : 1);
-    if (tasks < t) t = (int)(tasks > 0 ? tasks : 1);
-#ifdef FSM_HAVE_ATFORK
-    if (t > 1) pthread_once(&atfork_once, register_atfork);
-#endif
-    return t;
-#else
-    (void)requested; (void)work; (void)tasks;
-    return 1;
-#endif
-}
 
 /*
  * Per-row scalars of float64 rows (merge factors, 1/S, log1p(S')) are formed in the x87 80-bit
@@ -223,108 +132,182 @@ static void block_pass2_half(const fsm_kernels *k, const fsm_op_passes *p, int b
     k->narrow_half(s, y, len, bf);
 }
 
-/* One long row through a float32 scratch of n elements, block by block (row_blocks_f32's passes): each
-   block is widened just before its pass 1 and narrowed in its pass 2. */
-static int row_blocks_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
-                           int64_t n, int threads)
+/* One long row through a float32 scratch s of n elements, on the calling thread (row_blocks_f32's
+   passes): each block is widened just before its pass 1 and narrowed in its pass 2. */
+static void row_blocks_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
+                            int64_t n, fsm_block *bs, float *s)
 {
     const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
-    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
-    float *s = (float *)malloc((size_t)n * sizeof(float));
     fsm_row r;
-    if (!bs || !s) {
-        free(bs);
-        free(s);
-        return -1;
+    for (int64_t b = 0; b < nb; b++) {
+        float m, mn;
+        pass1_rows_half(k, p, bf, x + b * FSM_BLOCK, s + b * FSM_BLOCK, 1, FSM_BLOCK_LEN(n, b), &m, &mn, &bs[b].acc);
+        bs[b].m = (double)m;
     }
-    FSM_PARALLEL(threads)
-    {
-        FSM_FOR_DYNAMIC
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-            float m, mn;
-            pass1_rows_half(k, p, bf, x + b * FSM_BLOCK, s + b * FSM_BLOCK, 1, len, &m, &mn, &bs[b].acc);
-            bs[b].m = (double)m;
-        }
-        FSM_SINGLE
-        merge_f32(p, bs, nb, &r);
-        if (p->last != FSM_LAST_ROW_VALUE) {
-            FSM_FOR_DYNAMIC
-            for (int64_t b = 0; b < nb; b++) {
-                int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-                block_pass2_half(k, p, bf, s + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
-            }
-        }
-    }
-    if (p->last == FSM_LAST_ROW_VALUE) {
+    merge_f32(p, bs, nb, &r);
+    if (p->last != FSM_LAST_ROW_VALUE) {
+        for (int64_t b = 0; b < nb; b++)
+            block_pass2_half(k, p, bf, s + b * FSM_BLOCK, y + b * FSM_BLOCK, FSM_BLOCK_LEN(n, b), &bs[b], &r);
+    } else {
         float v = lse_value_f32((float)r.m, r.hi, r.lo);
         k->narrow_half(&v, y, 1, bf);
     }
-    free(bs);
-    free(s);
-    return 0;
+}
+
+/* compute_f32's tasks for half data (see the call type in rows_dtype.h); s: the float32 scratch of
+   the rows in blocks (outer * n elements). */
+typedef struct {
+    const fsm_kernels *k;
+    const fsm_op_passes *p;
+    int bf;
+    const uint16_t *x;
+    uint16_t *y;
+    int64_t n, inner, out_n, batch, outer, nb;
+    fsm_block *bs;
+    fsm_row *rs;
+    float *s;
+    int64_t width, chunks, pitch;
+    int failed;
+} half_call;
+
+static void task_short_half(void *ctx, int phase, int64_t b, void **local)
+{
+    half_call *c = (half_call *)ctx;
+    float s[FSM_BATCH_ELEMS > FSM_BLOCK ? FSM_BATCH_ELEMS : FSM_BLOCK];
+    int64_t r0 = b * c->batch, rows = c->outer - r0 < c->batch ? c->outer - r0 : c->batch;
+    (void)phase; (void)local;
+    rows_short_half(c->k, c->p, c->bf, c->x + r0 * c->n, c->y + r0 * c->out_n, rows, c->n, s);
+}
+
+static void task_row_half(void *ctx, int phase, int64_t r, void **local)
+{
+    half_call *c = (half_call *)ctx;
+    (void)phase;
+    if (!*local) {  /* this thread's row scratch: the blocks' statistics, then n floats */
+        *local = malloc((size_t)c->nb * sizeof(fsm_block) + (size_t)c->n * sizeof(float));
+        if (!*local) {
+            c->failed = 1;
+            return;
+        }
+    }
+    fsm_block *bs = (fsm_block *)*local;
+    row_blocks_half(c->k, c->p, c->bf, c->x + r * c->n, c->y + r * c->out_n, c->n, bs, (float *)(bs + c->nb));
+}
+
+static void task_block_half(void *ctx, int phase, int64_t i, void **local)
+{
+    half_call *c = (half_call *)ctx;
+    int64_t r = i / c->nb, b = i % c->nb, len = FSM_BLOCK_LEN(c->n, b);
+    float *s = c->s + r * c->n + b * FSM_BLOCK;
+    (void)local;
+    if (phase == 0) {
+        float m, mn;
+        pass1_rows_half(c->k, c->p, c->bf, c->x + r * c->n + b * FSM_BLOCK, s, 1, len, &m, &mn, &c->bs[i].acc);
+        c->bs[i].m = (double)m;
+    } else {
+        block_pass2_half(c->k, c->p, c->bf, s, c->y + r * c->n + b * FSM_BLOCK, len, &c->bs[i], &c->rs[r]);
+    }
+}
+
+static void merge_rows_half(void *ctx, int phase)
+{
+    half_call *c = (half_call *)ctx;
+    (void)phase;
+    for (int64_t r = 0; r < c->outer; r++) {
+        merge_f32(c->p, c->bs + r * c->nb, c->nb, &c->rs[r]);
+        if (c->p->last == FSM_LAST_ROW_VALUE) {
+            float v = lse_value_f32((float)c->rs[r].m, c->rs[r].hi, c->rs[r].lo);
+            c->k->narrow_half(&v, c->y + r, 1, c->bf);
+        }
+    }
+}
+
+/* Columns: through a float32 scratch block (compute_f32's, padded the same way), computed in place,
+   then narrowed row by row into y. */
+static void task_cols_half(void *ctx, int phase, int64_t t, void **local)
+{
+    half_call *c = (half_call *)ctx;
+    const int64_t n = c->n, inner = c->inner, width = c->width, pitch = c->pitch;
+    float v[FSM_COLS];
+    (void)phase;
+    if (!*local) {
+        *local = malloc((size_t)(n * pitch) * sizeof(float));
+        if (!*local) {
+            c->failed = 1;
+            return;
+        }
+    }
+    float *s = (float *)*local;
+    int64_t o = t / c->chunks, j0 = (t % c->chunks) * width;
+    int64_t cols = inner - j0 < width ? inner - j0 : width;
+    const uint16_t *xb = c->x + o * n * inner + j0;
+    uint16_t *yb = c->y + o * c->out_n * inner + j0;
+    for (int64_t i = 0; i < n; i++) c->k->widen_half(xb + i * inner, s + i * pitch, cols, c->bf);
+    if (c->p->one_output_per_row) {
+        cols_f32(c->k, c->p, s, s, n, pitch, cols, v, 0);
+        c->k->narrow_half(v, yb, cols, c->bf);
+    } else {
+        cols_f32(c->k, c->p, s, s, n, pitch, cols, s, pitch);
+        for (int64_t i = 0; i < n; i++) c->k->narrow_half(s + i * pitch, yb + i * inner, cols, c->bf);
+    }
 }
 
 static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, const uint16_t *x, uint16_t *y,
                         int64_t outer, int64_t n, int64_t inner, int threads)
 {
-    const int64_t out_n = p->one_output_per_row ? 1 : n;
-    if (inner == 1) {
-        if (n <= FSM_BLOCK) {  /* batches as in compute_f32, each widened into a scratch on the stack */
-            int64_t batch = FSM_HALF_BATCH_ELEMS / n;
-            batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
-            const int64_t nbatch = (outer + batch - 1) / batch;
-            FSM_PARALLEL_FOR(threads)
-            for (int64_t b = 0; b < nbatch; b++) {
-                float s[FSM_BATCH_ELEMS > FSM_BLOCK ? FSM_BATCH_ELEMS : FSM_BLOCK];
-                int64_t r0 = b * batch, rows = outer - r0 < batch ? outer - r0 : batch;
-                rows_short_half(k, p, bf, x + r0 * n, y + r0 * out_n, rows, n, s);
-            }
-            return 0;
+    half_call c;
+    fsm_work w = {0};
+    memset(&c, 0, sizeof c);
+    c.k = k;
+    c.p = p;
+    c.bf = bf;
+    c.x = x;
+    c.y = y;
+    c.n = n;
+    c.inner = inner;
+    c.outer = outer;
+    c.out_n = p->one_output_per_row ? 1 : n;
+    c.nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    w.ctx = &c;
+    w.nphases = 1;
+    if (inner == 1 && n <= FSM_BLOCK) {  /* batches as in compute_f32, each widened into a scratch on the stack */
+        int64_t batch = FSM_HALF_BATCH_ELEMS / n;
+        c.batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+        w.task = task_short_half;
+        w.ntasks[0] = (outer + c.batch - 1) / c.batch;
+    } else if (inner == 1 && outer >= threads) {
+        w.task = task_row_half;
+        w.ntasks[0] = outer;
+    } else if (inner == 1) {
+        c.bs = (fsm_block *)malloc((size_t)(outer * c.nb) * sizeof(fsm_block));
+        c.rs = (fsm_row *)malloc((size_t)outer * sizeof(fsm_row));
+        c.s = (float *)malloc((size_t)(outer * n) * sizeof(float));
+        if (!c.bs || !c.rs || !c.s) {
+            free(c.bs);
+            free(c.rs);
+            free(c.s);
+            return -1;
         }
-        if (outer >= threads) {
-            int failed = 0;
-            FSM_PARALLEL_FOR(threads)
-            for (int64_t r = 0; r < outer; r++)
-                if (row_blocks_half(k, p, bf, x + r * n, y + r * out_n, n, 1)) failed = 1;
-            return failed ? -1 : 0;
-        }
-        for (int64_t r = 0; r < outer; r++)
-            if (row_blocks_half(k, p, bf, x + r * n, y + r * out_n, n, threads)) return -1;
-        return 0;
+        w.task = task_block_half;
+        w.between = merge_rows_half;
+        w.nphases = p->last == FSM_LAST_ROW_VALUE ? 1 : 2;
+        w.ntasks[0] = w.ntasks[1] = outer * c.nb;
+    } else {  /* at least 16 columns wide */
+        const int64_t pad = 16;
+        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(float) / n - pad;
+        width = width >= FSM_COLS ? FSM_COLS : width < 16 ? 16 : width - width % 16;
+        if (width > inner) width = inner;
+        c.width = width;
+        c.pitch = width + pad;
+        c.chunks = (inner + width - 1) / width;
+        w.task = task_cols_half;
+        w.ntasks[0] = outer * c.chunks;
     }
-    /* Columns: always through a float32 scratch block (compute_f32's, padded the same way), at least
-       16 columns wide, computed in place, then narrowed row by row into y. */
-    const int64_t out_stride = out_n * inner, pad = 16;
-    int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(float) / n - pad;
-    width = width >= FSM_COLS ? FSM_COLS : width < 16 ? 16 : width - width % 16;
-    if (width > inner) width = inner;
-    const int64_t chunks = (inner + width - 1) / width, pitch = width + pad;
-    int failed = 0;
-    FSM_PARALLEL(threads)
-    {
-        float *s = (float *)malloc((size_t)(n * pitch) * sizeof(float));
-        float v[FSM_COLS];
-        if (!s) failed = 1;
-        FSM_FOR_DYNAMIC
-        for (int64_t t = 0; t < outer * chunks; t++) {
-            if (!s) continue;
-            int64_t o = t / chunks, j0 = (t % chunks) * width;
-            int64_t cols = inner - j0 < width ? inner - j0 : width;
-            const uint16_t *xb = x + o * n * inner + j0;
-            uint16_t *yb = y + o * out_stride + j0;
-            for (int64_t i = 0; i < n; i++) k->widen_half(xb + i * inner, s + i * pitch, cols, bf);
-            if (p->one_output_per_row) {
-                cols_f32(k, p, s, s, n, pitch, cols, v, 0);
-                k->narrow_half(v, yb, cols, bf);
-            } else {
-                cols_f32(k, p, s, s, n, pitch, cols, s, pitch);
-                for (int64_t i = 0; i < n; i++) k->narrow_half(s + i * pitch, yb + i * inner, cols, bf);
-            }
-        }
-        free(s);
-    }
-    return failed ? -1 : 0;
+    fsm_run(&w, threads);
+    free(c.bs);
+    free(c.rs);
+    free(c.s);
+    return c.failed ? -1 : 0;
 }
 
 static int compute_any(const fsm_kernels *k, const fsm_op_passes *p, fsm_dtype dtype, const void *x, void *y,
@@ -343,18 +326,8 @@ static int compute_any(const fsm_kernels *k, const fsm_op_passes *p, fsm_dtype d
 int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                 int64_t outer, int64_t n, int64_t inner, int threads)
 {
-    const fsm_kernels *k = fsm_active();
-    const fsm_op_passes *p = &fsm_ops[op];
-    int64_t work = outer * n * inner;
     int64_t tasks = inner > 1 ? outer * ((inner + FSM_COLS - 1) / FSM_COLS)
                     : n <= FSM_BLOCK ? outer : outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
-    int t = effective_threads(threads, work, tasks);
-    if (t <= 1) return compute_any(k, p, dtype, x, y, outer, n, inner, 1);
-    int budget = fsm_default_threads();
-    if (threads > budget) budget = threads;  /* an explicit request above the default is honoured */
-    int before = busy_add(t);
-    int got = before >= budget ? 1 : (budget - before < t ? budget - before : t);
-    int rc = compute_any(k, p, dtype, x, y, outer, n, inner, got);
-    busy_add(-t);
-    return rc;
+    int t = fsm_plan_threads(threads, outer * n * inner, tasks);
+    return compute_any(fsm_active(), &fsm_ops[op], dtype, x, y, outer, n, inner, t);
 }

@@ -164,31 +164,21 @@ static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T
     }
 }
 
-/* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
-static int KF(row_blocks)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int threads)
+/* A row of any length on the calling thread: pass 1 block by block, the merge, pass 2. */
+static int KF(row_blocks)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n)
 {
     const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
-    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
+    fsm_block *bs = (fsm_block *)calloc((size_t)nb, sizeof(fsm_block));
     fsm_row r;
     if (!bs) return -1;
-    FSM_PARALLEL(threads)
-    {
-        FSM_FOR_DYNAMIC
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-            KF(block_pass1)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b]);
-        }
-        FSM_SINGLE
-        KF(merge)(p, bs, nb, &r);
-        if (p->last != FSM_LAST_ROW_VALUE) {
-            FSM_FOR_DYNAMIC
-            for (int64_t b = 0; b < nb; b++) {
-                int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-                KF(block_pass2)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, len, &bs[b], &r);
-            }
-        }
-    }
-    if (p->last == FSM_LAST_ROW_VALUE) *y = KF(lse_value)((T)r.m, r.hi, r.lo);
+    for (int64_t b = 0; b < nb; b++)
+        KF(block_pass1)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, FSM_BLOCK_LEN(n, b), &bs[b]);
+    KF(merge)(p, bs, nb, &r);
+    if (p->last != FSM_LAST_ROW_VALUE)
+        for (int64_t b = 0; b < nb; b++)
+            KF(block_pass2)(k, p, x + b * FSM_BLOCK, y + b * FSM_BLOCK, FSM_BLOCK_LEN(n, b), &bs[b], &r);
+    else
+        *y = KF(lse_value)((T)r.m, r.hi, r.lo);
     free(bs);
     return 0;
 }
@@ -263,67 +253,144 @@ static void KF(cols_scratch)(const fsm_kernels *k, const fsm_op_passes *p, const
     KF(cols)(k, p, scratch, scratch, n, pitch, cols, y, inner);
 }
 
+/*
+ * One call as tasks for the runner (threads.c). Task boundaries depend on the shape only, never on
+ * the thread count: batches of short rows, whole long rows (each on one thread) when there are at
+ * least as many rows as threads, else the blocks of the long rows in two phases (pass 1 of every
+ * block; the merge of each row; pass 2 of every block), or blocks of columns. A long row gives the
+ * same bits as a whole-row task or as blocks: the same blocks, merged in the same order.
+ */
+typedef struct {
+    const fsm_kernels *k;
+    const fsm_op_passes *p;
+    const T *x;
+    T *y;
+    int64_t n, inner, out_n;  /* out_n: outputs per row */
+    int64_t batch;            /* short rows: rows per task */
+    int64_t outer, nb;        /* long rows in blocks: nb blocks a row ... */
+    fsm_block *bs;            /* ... their pass-1 statistics, row after row */
+    fsm_row *rs;              /* ... and each row's merged statistics */
+    int64_t width, chunks, pad;
+    int use_scratch;          /* columns: each thread copies its blocks into a padded scratch */
+    int failed;
+} KF(call);
+
+static void KF(task_short)(void *ctx, int phase, int64_t b, void **local)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    int64_t r0 = b * c->batch, rows = c->outer - r0 < c->batch ? c->outer - r0 : c->batch;
+    (void)phase; (void)local;
+    KF(rows_short)(c->k, c->p, c->x + r0 * c->n, c->y + r0 * c->out_n, rows, c->n);
+}
+
+static void KF(task_row)(void *ctx, int phase, int64_t r, void **local)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    (void)phase; (void)local;
+    if (KF(row_blocks)(c->k, c->p, c->x + r * c->n, c->y + r * c->out_n, c->n)) c->failed = 1;
+}
+
+static void KF(task_block)(void *ctx, int phase, int64_t i, void **local)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    int64_t r = i / c->nb, b = i % c->nb, len = FSM_BLOCK_LEN(c->n, b);
+    const T *x = c->x + r * c->n + b * FSM_BLOCK;
+    T *y = c->y + r * c->out_n + b * FSM_BLOCK;
+    (void)local;
+    if (phase == 0) KF(block_pass1)(c->k, c->p, x, y, len, &c->bs[i]);
+    else KF(block_pass2)(c->k, c->p, x, y, len, &c->bs[i], &c->rs[r]);
+}
+
+static void KF(merge_rows)(void *ctx, int phase)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    (void)phase;
+    for (int64_t r = 0; r < c->outer; r++) {
+        KF(merge)(c->p, c->bs + r * c->nb, c->nb, &c->rs[r]);
+        if (c->p->last == FSM_LAST_ROW_VALUE) c->y[r] = KF(lse_value)((T)c->rs[r].m, c->rs[r].hi, c->rs[r].lo);
+    }
+}
+
+static void KF(task_cols)(void *ctx, int phase, int64_t t, void **local)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    const int64_t n = c->n, inner = c->inner, width = c->width, chunks = c->chunks;
+    const int64_t out_stride = c->out_n * inner, tasks = c->outer * chunks;
+    (void)phase;
+    if (c->use_scratch && !*local) {
+        *local = malloc((size_t)(n * (width + c->pad)) * sizeof(T));
+        if (!*local) c->failed = 1;
+    }
+    int64_t o = t / chunks, j0 = (t % chunks) * width;
+    int64_t cols = inner - j0 < width ? inner - j0 : width;
+    const T *xb = c->x + o * n * inner + j0;
+    T *yb = c->y + o * out_stride + j0;
+    if (t + 1 < tasks) {  /* the next block's rows start to arrive while this one computes */
+        int64_t o1 = (t + 1) / chunks, j1 = ((t + 1) % chunks) * width;
+        int64_t c1 = inner - j1 < width ? inner - j1 : width;
+        KF(prefetch_cols)(c->x + o1 * n * inner + j1, n, inner, c1, 0);
+        if (!c->p->one_output_per_row) KF(prefetch_cols)(c->y + o1 * out_stride + j1, n, inner, c1, 1);
+    }
+    if (*local)
+        KF(cols_scratch)(c->k, c->p, xb, yb, n, inner, cols, (T *)*local, width + c->pad);
+    else
+        KF(cols)(c->k, c->p, xb, yb, n, inner, cols, yb, inner);
+}
+
 static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y,
                        int64_t outer, int64_t n, int64_t inner, int threads)
 {
-    const int64_t out_n = p->one_output_per_row ? 1 : n;  /* outputs per row */
-    if (inner == 1) {
-        if (n <= FSM_BLOCK) {
-            int64_t batch = FSM_BATCH_ELEMS / n;
-            batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
-            const int64_t nbatch = (outer + batch - 1) / batch;
-            FSM_PARALLEL_FOR(threads)
-            for (int64_t b = 0; b < nbatch; b++) {
-                int64_t r0 = b * batch, rows = outer - r0 < batch ? outer - r0 : batch;
-                KF(rows_short)(k, p, x + r0 * n, y + r0 * out_n, rows, n);
-            }
-            return 0;
+    KF(call) c;
+    fsm_work w = {0};
+    memset(&c, 0, sizeof c);
+    c.k = k;
+    c.p = p;
+    c.x = x;
+    c.y = y;
+    c.n = n;
+    c.inner = inner;
+    c.outer = outer;
+    c.out_n = p->one_output_per_row ? 1 : n;
+    w.ctx = &c;
+    w.nphases = 1;
+    if (inner == 1 && n <= FSM_BLOCK) {
+        int64_t batch = FSM_BATCH_ELEMS / n;
+        c.batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+        w.task = KF(task_short);
+        w.ntasks[0] = (outer + c.batch - 1) / c.batch;
+    } else if (inner == 1 && outer >= threads) {
+        w.task = KF(task_row);
+        w.ntasks[0] = outer;
+    } else if (inner == 1) {
+        c.nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+        c.bs = (fsm_block *)malloc((size_t)(outer * c.nb) * sizeof(fsm_block));
+        c.rs = (fsm_row *)malloc((size_t)outer * sizeof(fsm_row));
+        if (!c.bs || !c.rs) {
+            free(c.bs);
+            free(c.rs);
+            return -1;
         }
-        if (outer >= threads) {
-            int failed = 0;
-            FSM_PARALLEL_FOR(threads)
-            for (int64_t r = 0; r < outer; r++)
-                if (KF(row_blocks)(k, p, x + r * n, y + r * out_n, n, 1)) failed = 1;
-            return failed ? -1 : 0;
-        }
-        for (int64_t r = 0; r < outer; r++)
-            if (KF(row_blocks)(k, p, x + r * n, y + r * out_n, n, threads)) return -1;
-        return 0;
+        w.task = KF(task_block);
+        w.between = KF(merge_rows);
+        w.nphases = p->last == FSM_LAST_ROW_VALUE ? 1 : 2;
+        w.ntasks[0] = w.ntasks[1] = outer * c.nb;
+    } else {
+        /* column block width: FSM_COLS, or what fits the scratch; 0 = no scratch (very long columns) */
+        c.pad = 64 / (int64_t)sizeof(T);
+        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - c.pad;
+        width = width >= FSM_COLS ? FSM_COLS : width - width % 16;
+        if (width > inner) width = inner;
+        c.use_scratch = width >= 16 || (width == inner && width > 0);
+        if (!c.use_scratch) width = FSM_COLS < inner ? FSM_COLS : inner;
+        c.width = width;
+        c.chunks = (inner + width - 1) / width;
+        w.task = KF(task_cols);
+        w.ntasks[0] = outer * c.chunks;
     }
-    const int64_t out_stride = out_n * inner;
-    const int64_t pad = 64 / (int64_t)sizeof(T);
-    /* column block width: FSM_COLS, or what fits the scratch; 0 = no scratch (very long columns) */
-    int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - pad;
-    width = width >= FSM_COLS ? FSM_COLS : width - width % 16;
-    if (width > inner) width = inner;
-    const int use_scratch = width >= 16 || (width == inner && width > 0);
-    if (!use_scratch) width = FSM_COLS < inner ? FSM_COLS : inner;
-    const int64_t chunks = (inner + width - 1) / width;
-    int failed = 0;
-    FSM_PARALLEL(threads)
-    {
-        T *scratch = use_scratch ? (T *)malloc((size_t)(n * (width + pad)) * sizeof(T)) : NULL;
-        if (use_scratch && !scratch) failed = 1;
-        FSM_FOR_DYNAMIC
-        for (int64_t t = 0; t < outer * chunks; t++) {
-            int64_t o = t / chunks, j0 = (t % chunks) * width;
-            int64_t cols = inner - j0 < width ? inner - j0 : width;
-            const T *xb = x + o * n * inner + j0;
-            T *yb = y + o * out_stride + j0;
-            if (t + 1 < outer * chunks) {  /* the next block's rows start to arrive while this one computes */
-                int64_t o1 = (t + 1) / chunks, j1 = ((t + 1) % chunks) * width;
-                int64_t c1 = inner - j1 < width ? inner - j1 : width;
-                KF(prefetch_cols)(x + o1 * n * inner + j1, n, inner, c1, 0);
-                if (!p->one_output_per_row) KF(prefetch_cols)(y + o1 * out_stride + j1, n, inner, c1, 1);
-            }
-            if (scratch)
-                KF(cols_scratch)(k, p, xb, yb, n, inner, cols, scratch, width + pad);
-            else
-                KF(cols)(k, p, xb, yb, n, inner, cols, yb, inner);
-        }
-        free(scratch);
-    }
-    return failed ? -1 : 0;
+    fsm_run(&w, threads);
+    free(c.bs);
+    free(c.rs);
+    return c.failed ? -1 : 0;
 }
 
 #undef KF

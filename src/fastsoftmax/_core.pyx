@@ -37,6 +37,15 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                     int64_t outer, int64_t n, int64_t inner, int threads)
 
+cdef extern from "threads.h" nogil:
+    ctypedef struct fsm_thread_state:
+        int64_t calls_parallel, calls_alone, tasks_caller, tasks_helper
+        int busy, helpers, helpers_busy, helpers_held, callers_held
+    int FSM_HOOK_HOLD_HELPERS, FSM_HOOK_WAIT_HELPER
+    void fsm_thread_hooks(int flags, unsigned hold_got_mask, int cpu_cap)
+    void fsm_thread_state_get(fsm_thread_state *s)
+    const char *fsm_thread_mechanism()
+
 cdef extern from "numpy/arrayobject.h":
     object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order, void *descr, int subok)
 
@@ -104,6 +113,37 @@ def openmp_enabled():
 
 def default_threads():
     return fsm_default_threads()
+
+
+def thread_mechanism():
+    """How parallel calls run: "helper" (caller + a helper's OpenMP team), "team" (a plain OpenMP team) or "none"."""
+    return fsm_thread_mechanism().decode()
+
+
+def _thread_state():
+    """The thread runner's counters and gauges (csrc/threads.h), for tests and benchmarks."""
+    cdef fsm_thread_state s
+    fsm_thread_state_get(&s)
+    return dict(calls_parallel=s.calls_parallel, calls_alone=s.calls_alone, tasks_caller=s.tasks_caller,
+                tasks_helper=s.tasks_helper, busy=s.busy, helpers=s.helpers, helpers_busy=s.helpers_busy,
+                helpers_held=s.helpers_held, callers_held=s.callers_held)
+
+
+def _thread_hooks(*, hold_helpers=False, wait_for_helper=False, hold_callers_granted=(), cpu_cap=0):
+    """Test hooks of the thread runner; call with no arguments to clear them all (they do not survive fork).
+
+    hold_helpers: helper-team threads stop before their first task until cleared.
+    wait_for_helper: a caller that got a helper waits (up to 10 s) until one has claimed a task.
+    hold_callers_granted: calls granted one of these thread counts (< 32) stop after the grant until cleared.
+    cpu_cap: use this many CPUs instead of the machine's (0: the machine's), to start bigger teams.
+    """
+    cdef unsigned mask = 0
+    for g in hold_callers_granted:
+        if not 0 < g < 32:
+            raise ValueError(f"granted thread count out of range: {g}")
+        mask |= 1u << g
+    fsm_thread_hooks((FSM_HOOK_HOLD_HELPERS if hold_helpers else 0) | (FSM_HOOK_WAIT_HELPER if wait_for_helper else 0),
+                     mask, cpu_cap)
 
 
 cdef int _compute(int op, cnp.ndarray a, cnp.ndarray y, int64_t outer, int64_t n, int64_t inner,
