@@ -134,3 +134,192 @@ def test_default_thread_count_sources():
     assert _config_in_subprocess({"FASTSOFTMAX_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}) == 3
     assert _config_in_subprocess({"OMP_NUM_THREADS": "1"}) == 1
     assert _config_in_subprocess({}) == len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else True
+
+
+# --- The runner's mechanism (csrc/threads.c), observed through its test hooks and counters ---------
+
+from fastsoftmax import _core  # noqa: E402
+
+needs_helpers = pytest.mark.skipif(_core.thread_mechanism() != "helper",
+                                   reason="the helper-thread runner needs OpenMP and pthreads")
+
+
+def _poll(pred, what, timeout=20.0):
+    """Wait (not timed: a bound against hangs) until pred() holds."""
+    import time
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}: {_core._thread_state()}")
+        time.sleep(0.002)
+
+
+def _helpers_idle():
+    _poll(lambda: _core._thread_state()["helpers_busy"] == 0, "the helpers to finish")
+
+
+def _in_thread(fn, *args, **kw):
+    """Run fn in a Python thread; returns (thread, box): box[0] is the result once the thread ends."""
+    box = []
+    t = threading.Thread(target=lambda: box.append(fn(*args, **kw)), daemon=True)
+    t.start()
+    return t, box
+
+
+@pytest.fixture
+def hooks():
+    _helpers_idle()
+    yield _core._thread_hooks
+    _core._thread_hooks()
+    _helpers_idle()
+
+
+def _same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _big(dtype=np.float32):
+    return (np.random.default_rng(5).standard_normal((64, 32000)) * 3).astype(dtype)
+
+
+@needs_helpers
+@pytest.mark.parametrize("threads", [2, 4])
+def test_held_helpers_cannot_hold_the_call(hooks, threads):
+    """Helper threads stopped before their first task: the call still returns, computed by the
+    caller alone, and the helpers, once let go, find nothing left to take."""
+    x = _big()
+    row = x.reshape(-1)[:300_000].reshape(1, -1)
+    inputs = [(x, -1), (row, -1), (x.reshape(64, 8, 4000), 1)]  # rows, one long row in blocks, columns
+    refs = {f: [f(a, axis=ax, threads=1) for a, ax in inputs] for f in FUNCS}
+    hooks(hold_helpers=True, cpu_cap=threads)
+    before = _core._thread_state()
+    for f in FUNCS:
+        for (a, ax), ref in zip(inputs, refs[f]):
+            t, box = _in_thread(f, a, axis=ax, threads=threads)
+            t.join(timeout=60)
+            assert not t.is_alive(), f"{f.__name__} was held by a helper that never started"
+            assert _same_bits(box[0], ref), f.__name__
+    mid = _core._thread_state()
+    assert mid["calls_parallel"] - before["calls_parallel"] == 3 * len(inputs)
+    assert mid["calls_alone"] - before["calls_alone"] < 3 * len(inputs), "no call ever posted to a helper"
+    _poll(lambda: _core._thread_state()["helpers_held"] >= 1, "a helper to reach the hold")
+    hooks()
+    _helpers_idle()
+    after = _core._thread_state()
+    assert after["tasks_helper"] == before["tasks_helper"], "a released helper ran a task of a finished call"
+
+
+@needs_helpers
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_helpers_take_tasks(hooks, threads):
+    """The other side of the test above: with the caller made to wait for a helper, helpers do run
+    tasks, and the result is the caller-alone one, bit for bit."""
+    x = _big()
+    ref = fastsoftmax.softmax(x, axis=-1, threads=1)
+    hooks(wait_for_helper=True, cpu_cap=threads)
+    before = _core._thread_state()
+    y = fastsoftmax.softmax(x, axis=-1, threads=threads)
+    _helpers_idle()
+    after = _core._thread_state()
+    assert after["tasks_helper"] > before["tasks_helper"], after
+    assert _same_bits(y, ref)
+
+
+@needs_helpers
+def test_budget_grants_what_is_left_and_takes_back_what_it_granted(hooks):
+    """Calls stopped right after their grant: A gets the budget of 2, B then only its own thread,
+    and once A has finished, what B holds (1) is what is in use: C is granted the remaining one."""
+    x = _big()
+    ref = fastsoftmax.softmax(x, axis=-1, threads=1)
+    hooks(hold_callers_granted=(1, 2), cpu_cap=2)
+    state = _core._thread_state
+    a, ra = _in_thread(fastsoftmax.softmax, x, axis=-1, threads=2)
+    _poll(lambda: state()["callers_held"] == 1, "A to be granted")
+    assert state()["busy"] == 2
+    b, rb = _in_thread(fastsoftmax.softmax, x, axis=-1, threads=2)
+    _poll(lambda: state()["callers_held"] == 2, "B to be granted")
+    assert state()["busy"] == 3, "B runs on its own thread: 2 + 1 in use"
+    hooks(hold_callers_granted=(1,), cpu_cap=2)  # lets A go (it was granted 2)
+    a.join(timeout=60)
+    assert not a.is_alive()
+    _poll(lambda: state()["busy"] == 1, "A to give back what it was granted")
+    c, rc = _in_thread(fastsoftmax.softmax, x, axis=-1, threads=2)
+    _poll(lambda: state()["callers_held"] == 2, "C to be granted")
+    assert state()["busy"] == 2, "C was granted the one thread left"
+    hooks()
+    for t in (b, c):
+        t.join(timeout=60)
+        assert not t.is_alive()
+    assert state()["busy"] == 0
+    for box in (ra, rb, rc):
+        assert _same_bits(box[0], ref)
+
+
+@needs_helpers
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_with_real_teams(hooks, dtype):
+    """Teams of up to 15 threads (the CPU cap lifted), and the two extreme splits of the work:
+    helpers held (the caller does everything) and the caller waiting for a helper."""
+    hooks(cpu_cap=16)
+    cases = list(_long_rows(dtype))
+    refs = [[f(x, axis=axis, threads=1) for f in FUNCS] for _, x, axis in cases]
+    for setting in ({"cpu_cap": 16}, {"cpu_cap": 16, "hold_helpers": True}, {"cpu_cap": 16, "wait_for_helper": True}):
+        hooks(**setting)
+        for (label, x, axis), ref in zip(cases, refs):
+            for f, r in zip(FUNCS, ref):
+                for t in (2, 3, 16):
+                    got = f(x, axis=axis, threads=t)
+                    assert _same_bits(got, r), f"{label} {f.__name__} threads={t} {setting}"
+        hooks(cpu_cap=16)
+        _helpers_idle()
+
+
+def _child_after_fork(q):
+    try:
+        x = _big()
+        ref = fastsoftmax.softmax(x, axis=-1, threads=1)
+        s0 = _core._thread_state()
+        _core._thread_hooks(wait_for_helper=True, cpu_cap=2)  # the parent's hooks did not survive fork
+        y = fastsoftmax.softmax(x, axis=-1, threads=2)
+        _core._thread_hooks()
+        _helpers_idle()
+        s1 = _core._thread_state()
+        q.put((_same_bits(y, ref), s0["busy"], s0["helpers"], s1["tasks_helper"] - s0["tasks_helper"]))
+    except BaseException as e:  # pragma: no cover - reported by the parent
+        q.put(repr(e))
+
+
+@needs_helpers
+def test_fork_while_a_helper_is_busy_child_gets_new_helpers(hooks):
+    """fork() while the parent's helper is held mid-call: the child starts with no helper and an
+    empty budget, creates its own helper and uses it."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    x = _big()
+    hooks(hold_helpers=True, cpu_cap=2)
+    fastsoftmax.softmax(x, axis=-1, threads=2)
+    _poll(lambda: _core._thread_state()["helpers_held"] >= 1, "the parent's helper to be held")
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_after_fork, args=(q,))
+    p.start()
+    p.join(timeout=120)
+    if p.is_alive():
+        p.kill()
+        pytest.fail("child process hung after fork")
+    got = q.get(timeout=5)
+    assert p.exitcode == 0, got
+    assert got == (True, 0, 0, got[3]) and got[3] > 0, f"(equal, busy, helpers at start, helper tasks): {got}"
+
+
+def test_threadpoolctl_one_thread_means_no_helper():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not fastsoftmax.get_config()["openmp"]:
+        pytest.skip("built without OpenMP")
+    x = _big()
+    before = _core._thread_state()
+    with threadpoolctl.threadpool_limits(1):
+        y = fastsoftmax.softmax(x, axis=-1)
+    assert _core._thread_state()["calls_parallel"] == before["calls_parallel"]
+    assert _same_bits(y, fastsoftmax.softmax(x, axis=-1, threads=1))
