@@ -205,6 +205,7 @@ typedef struct {
     pthread_t thread;
     int state;
     unsigned seq;      /* bumped by the caller when it posts a call */
+    unsigned taken;    /* the last seq the helper thread has started on */
     int team;
     int sleepers;      /* threads sleeping on cv */
     pthread_cond_t cv;
@@ -335,6 +336,7 @@ static void *helper_main(void *arg)
     for (;;) {
         WAIT_UNTIL(s, LOAD(&s->seq) != seen);
         seen = LOAD(&s->seq);
+        STORE(&s->taken, seen);
         int team = s->team, deferred = 0;
         if (team > 1) {
 #pragma omp parallel num_threads(team)
@@ -373,8 +375,10 @@ static fsm_slot *claim_slot(int most)
     for (int i = 0; i < n; i++) {
         fsm_slot *s = &slots[i];
         int idle = SLOT_IDLE;
-        /* A helper whose call is complete is about to be idle (its team leaving): worth a short spin. */
-        if (LOAD(&s->state) != SLOT_IDLE && LOAD_ACQ(&s->job.finished) == s->job.w.nphases) {
+        /* A helper that is running and whose call is complete is about to be idle (its team leaving):
+           worth a short spin. One that has not started yet (its core busy) may take milliseconds. */
+        if (LOAD(&s->state) != SLOT_IDLE && LOAD(&s->taken) == LOAD(&s->seq) &&
+            LOAD_ACQ(&s->job.finished) == s->job.w.nphases) {
             int64_t t0 = now_ns();
             while (LOAD(&s->state) != SLOT_IDLE && now_ns() - t0 < FSM_SPIN_NS) cpu_relax();
         }
