@@ -55,8 +55,9 @@
  * never start an OpenMP region themselves).
  *
  * Without pthreads (MSVC) the caller starts a plain OpenMP team itself and every team thread takes
- * tasks from the same counter (mechanism "team": the join at the end is OpenMP's). Without OpenMP
- * everything runs on the calling thread.
+ * tasks from the same counter (mechanism "team": the join at the end is OpenMP's; those platforms have
+ * no fork). -DFSM_NO_HELPERS builds that variant on Linux, to test it (there it is not fork-safe).
+ * Without OpenMP everything runs on the calling thread.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* SCHED_BATCH */
@@ -73,7 +74,7 @@
 #define FSM_HAVE_OPENMP 0
 #endif
 
-#if FSM_HAVE_OPENMP && (defined(__unix__) || defined(__APPLE__))
+#if FSM_HAVE_OPENMP && (defined(__unix__) || defined(__APPLE__)) && !defined(FSM_NO_HELPERS)
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
