@@ -292,7 +292,7 @@ static void hook_wait_helper(fsm_slot *s)
    Returns 1 if this thread finished the call's last task and left the wake-up of the caller to its
    own caller (defer_wake: the helper thread of a one-thread team wakes the caller only after it has
    marked itself idle, so that the caller's next call finds it free). */
-static int participate(fsm_slot *s, int helper, int defer_wake)
+static int participate(fsm_slot *s, int helper, int defer_wake, int64_t *ran)
 {
     fsm_job *j = &s->job;
     const int64_t total = j->start[j->w.nphases];
@@ -322,6 +322,7 @@ static int participate(fsm_slot *s, int helper, int defer_wake)
     }
     free(local);
     ADD_RELAXED(helper ? &st_tasks_helper : &st_tasks_caller, mine);
+    if (ran) *ran = mine;
     return deferred;
 }
 
@@ -341,15 +342,37 @@ static void *helper_main(void *arg)
         int team = s->team, deferred = 0;
         if (team > 1) {
 #pragma omp parallel num_threads(team)
-            participate(s, 1, 0);
+            participate(s, 1, 0, NULL);
         } else {
-            deferred = participate(s, 1, 1);
+            deferred = participate(s, 1, 1, NULL);
         }
         ADD(&slots_busy, -1);
         STORE(&s->state, SLOT_IDLE);
         if (deferred) wake(s);
     }
     return NULL;
+}
+
+/*
+ * Waking a helper costs the caller a few µs (measured under load here: a posted call that the helper
+ * did not help took ~19 µs longer than one run alone), wasted when the helper does not get a core in
+ * time. After k posts in a row without help, the next min(2^k - 1, 63) calls run alone without
+ * posting; a call the helper helps resets it. A heuristic over timing only: results never depend on it.
+ */
+static int backoff_len, backoff_left;
+static int backoff_skip(void)
+{
+    if (LOAD(&hook_flags) & FSM_HOOK_WAIT_HELPER) return 0;
+    if (__atomic_load_n(&backoff_left, __ATOMIC_RELAXED) <= 0) return 0;
+    __atomic_fetch_add(&backoff_left, -1, __ATOMIC_RELAXED);
+    return 1;
+}
+static void backoff_update(int helped)
+{
+    int len = helped ? 0 : 2 * __atomic_load_n(&backoff_len, __ATOMIC_RELAXED) + 1;
+    if (len > 63) len = 63;
+    __atomic_store_n(&backoff_len, len, __ATOMIC_RELAXED);
+    __atomic_store_n(&backoff_left, len, __ATOMIC_RELAXED);
 }
 
 static void atfork_prepare(void) { pthread_mutex_lock(&mu); }
@@ -365,6 +388,7 @@ static void atfork_child(void)
     hook_flags = 0;
     hook_hold_mask = 0;
     hook_cpu_cap = 0;
+    backoff_len = backoff_left = 0;
     st_helpers_held = st_callers_held = 0;
 }
 static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
@@ -465,7 +489,7 @@ void fsm_run(const fsm_work *w, int threads)
     }
     ADD_RELAXED(&st_parallel, 1);
 #if FSM_HELPERS
-    fsm_slot *s = got > 1 ? claim_slot(budget / 2 > 1 ? budget / 2 : 1) : NULL;
+    fsm_slot *s = got > 1 && !backoff_skip() ? claim_slot(budget / 2 > 1 ? budget / 2 : 1) : NULL;
     if (!s && got > 1) {
         budget_add(&threads_busy, -(got - 1));
         got = 1;
@@ -482,8 +506,10 @@ void fsm_run(const fsm_work *w, int threads)
     s->team = got - 1;
     STORE(&s->seq, s->seq + 1);  /* posts the call: the job is seen by whoever sees the new seq */
     wake(s);
-    participate(s, 0, 0);
+    int64_t ran;
+    participate(s, 0, 0, &ran);
     WAIT_UNTIL(s, LOAD_ACQ(&s->job.finished) == w->nphases);
+    backoff_update(ran < total);
     budget_add(&threads_busy, -got);
 #elif FSM_HAVE_OPENMP
     fsm_job j;
@@ -504,6 +530,7 @@ void fsm_thread_hooks(int flags, unsigned hold_got_mask, int cpu_cap)
     hook_flags = flags;
     hook_hold_mask = hold_got_mask;
     hook_cpu_cap = cpu_cap;
+    backoff_len = backoff_left = 0;
     pthread_cond_broadcast(&hook_cv);
     for (int i = 0; i < nslots; i++) pthread_cond_broadcast(&slots[i].cv);
     pthread_mutex_unlock(&mu);
