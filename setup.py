@@ -17,6 +17,7 @@ from setuptools.command.build_ext import build_ext
 SOURCES = [
     "src/fastsoftmax/_core.pyx",
     "csrc/rows.c",
+    "csrc/select.c",
     "csrc/cpu.c",
     "csrc/kernels/portable.c",
     "csrc/kernels/avx2.c",

@@ -358,3 +358,11 @@ int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
     busy_add(-t);
     return rc;
 }
+
+int fsm_row_stats(fsm_dtype dtype, const void *x, int64_t rows, int64_t n, double *m, double *l_hi, double *l_lo)
+{
+    const fsm_kernels *k = fsm_active();
+    if (dtype == FSM_F32) return row_stats_f32(k, (const float *)x, rows, n, m, l_hi, l_lo);
+    if (dtype == FSM_F64) return row_stats_f64(k, (const double *)x, rows, n, m, l_hi, l_lo);
+    return -2;
+}

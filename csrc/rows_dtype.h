@@ -164,6 +164,53 @@ static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T
     }
 }
 
+/*
+ * Each row's statistics as the logsumexp op forms them, for callers that need more than the rounded
+ * logsumexp (select.c): the max M and log(sum exp(x - M)) = log1p(S') as l_hi + l_lo. One thread;
+ * short rows in the same batches as rows_short, long rows in the same fixed blocks as row_blocks,
+ * so the statistics are the ones the logsumexp op computes, bit for bit.
+ */
+static int KF(row_stats)(const fsm_kernels *k, const T *x, int64_t rows, int64_t n, double *m_out, double *l_hi,
+                         double *l_lo)
+{
+    const fsm_op_passes *p = &fsm_ops[FSM_LOGSUMEXP];
+    if (n <= FSM_BLOCK) {
+        int64_t batch = FSM_BATCH_ELEMS / n;
+        batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+        for (int64_t r0 = 0; r0 < rows; r0 += batch) {
+            T m[FSM_BATCH];
+            fsm_acc acc[FSM_BATCH];
+            int64_t nr = rows - r0 < batch ? rows - r0 : batch;
+            KF(pass1_rows)(k, p, x + r0 * n, NULL, nr, n, m, NULL, acc);
+            for (int64_t r = 0; r < nr; r++) {
+                fsm_block b = {(double)m[r], acc[r]};
+                fsm_row st;
+                KF(merge)(p, &b, 1, &st);
+                m_out[r0 + r] = st.m;
+                l_hi[r0 + r] = st.hi;
+                l_lo[r0 + r] = st.lo;
+            }
+        }
+        return 0;
+    }
+    const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
+    if (!bs) return -1;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
+            KF(block_pass1)(k, p, x + r * n + b * FSM_BLOCK, NULL, len, &bs[b]);
+        }
+        fsm_row st;
+        KF(merge)(p, bs, nb, &st);
+        m_out[r] = st.m;
+        l_hi[r] = st.hi;
+        l_lo[r] = st.lo;
+    }
+    free(bs);
+    return 0;
+}
+
 /* A row of any length, its blocks shared by `threads` threads (1: the calling thread). */
 static int KF(row_blocks)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int threads)
 {
