@@ -239,9 +239,9 @@ def topk_softmax_rows(z, k):
     wide = np.longdouble if z.dtype.itemsize <= 8 else z.dtype
     zw = z.astype(wide)
     m = zw.max(axis=-1, keepdims=True)
-    lse = m + np.log(np.exp(zw - m).sum(axis=-1, keepdims=True))
+    log_s = np.log(np.exp(zw - m).sum(axis=-1, keepdims=True))  # kept apart from m: m + log_s may absorb it
     with np.errstate(under="ignore"):
-        probs = np.exp(np.take_along_axis(zw, idx, -1) - lse).astype(z.dtype)
+        probs = np.exp((np.take_along_axis(zw, idx, -1) - m) - log_s).astype(z.dtype)
     return probs, idx.astype(np.int64)
 
 
