@@ -165,48 +165,57 @@ static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T
 }
 
 /*
- * Each row's statistics as the logsumexp op forms them, for callers that need more than the rounded
- * logsumexp (select.c): the max M and log(sum exp(x - M)) = log1p(S') as l_hi + l_lo. One thread;
- * short rows in the same batches as rows_short, long rows in the same fixed blocks as row_blocks,
- * so the statistics are the ones the logsumexp op computes, bit for bit.
+ * Each row's max M and L = log(sum exp(x - M)) as l_hi + l_lo, for callers that need more than a
+ * rounded logsumexp (select.c). The softmax op's passes, with its exps stored in a scratch that stays
+ * in cache (one batch of short rows, one block of a long row): its exp-and-sum pass is the cheaper
+ * one, and its sum is exact to ~2^-30 (a compensated sum from a start above every term), which is
+ * what probabilities exp(x - M - L) need (the log ops' careful log1p matters only for outputs near
+ * 0). L = log1p(S - 1) with S = 1 / (1/S) in W. One thread; short rows in rows_short's batches,
+ * long rows in row_blocks' fixed blocks. Non-finite maxima come back in m (L is then undefined).
  */
 static int KF(row_stats)(const fsm_kernels *k, const T *x, int64_t rows, int64_t n, double *m_out, double *l_hi,
                          double *l_lo)
 {
-    const fsm_op_passes *p = &fsm_ops[FSM_LOGSUMEXP];
-    if (n <= FSM_BLOCK) {
-        int64_t batch = FSM_BATCH_ELEMS / n;
-        batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
-        for (int64_t r0 = 0; r0 < rows; r0 += batch) {
-            T m[FSM_BATCH];
-            fsm_acc acc[FSM_BATCH];
-            int64_t nr = rows - r0 < batch ? rows - r0 : batch;
-            KF(pass1_rows)(k, p, x + r0 * n, NULL, nr, n, m, NULL, acc);
-            for (int64_t r = 0; r < nr; r++) {
-                fsm_block b = {(double)m[r], acc[r]};
-                fsm_row st;
-                KF(merge)(p, &b, 1, &st);
-                m_out[r0 + r] = st.m;
-                l_hi[r0 + r] = st.hi;
-                l_lo[r0 + r] = st.lo;
-            }
-        }
-        return 0;
-    }
-    const int64_t nb = (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    const fsm_op_passes *p = &fsm_ops[FSM_SOFTMAX];
+    const int64_t nb = n <= FSM_BLOCK ? 1 : (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    const int64_t scratch = n <= FSM_BLOCK ? (FSM_BATCH_ELEMS > n ? FSM_BATCH_ELEMS : n) : FSM_BLOCK;
+    T *y = (T *)malloc((size_t)scratch * sizeof(T));
     fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
-    if (!bs) return -1;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
-            KF(block_pass1)(k, p, x + r * n + b * FSM_BLOCK, NULL, len, &bs[b]);
-        }
-        fsm_row st;
-        KF(merge)(p, bs, nb, &st);
-        m_out[r] = st.m;
-        l_hi[r] = st.hi;
-        l_lo[r] = st.lo;
+    if (!y || !bs) {
+        free(y);
+        free(bs);
+        return -1;
     }
+    int64_t batch = n <= FSM_BLOCK ? FSM_BATCH_ELEMS / n : 1;
+    batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+    for (int64_t r0 = 0; r0 < rows; r0 += batch) {
+        int64_t nr = rows - r0 < batch ? rows - r0 : batch;
+        T m[FSM_BATCH], mn[FSM_BATCH];
+        fsm_acc acc[FSM_BATCH];
+        if (n <= FSM_BLOCK) KF(pass1_rows)(k, p, x + r0 * n, y, nr, n, m, mn, acc);
+        for (int64_t r = 0; r < nr; r++) {
+            fsm_row st;
+            if (n <= FSM_BLOCK) {
+                bs[0].m = (double)m[r];
+                bs[0].acc = acc[r];
+            } else {
+                for (int64_t b = 0; b < nb; b++) {
+                    int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
+                    KF(block_pass1)(k, p, x + (r0 + r) * n + b * FSM_BLOCK, y, len, &bs[b]);
+                }
+            }
+            KF(merge)(p, bs, nb, &st);
+            m_out[r0 + r] = st.m;
+            if (isnan(st.hi)) {
+                l_hi[r0 + r] = l_lo[r0 + r] = NAN;
+                continue;
+            }
+            W l = FSM_LOG1PW((W)1 / st.wide_inv - (W)1);
+            l_hi[r0 + r] = (double)l;
+            l_lo[r0 + r] = (double)(l - (W)l_hi[r0 + r]);
+        }
+    }
+    free(y);
     free(bs);
     return 0;
 }

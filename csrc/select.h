@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-/* Each row's max and log(sum exp(x - max)) as l_hi + l_lo (rows.c: the logsumexp op's statistics).
+/* Each row's max and log(sum exp(x - max)) as l_hi + l_lo (rows.c, from the softmax op's passes).
    Returns 0, -1 if scratch memory ran out, -2 for a dtype other than float32/float64. */
 int fsm_row_stats(fsm_dtype dtype, const void *x, int64_t rows, int64_t n, double *m, double *l_hi, double *l_lo);
 
