@@ -246,7 +246,7 @@ SPECIAL_ROWS = [[np.nan, 1.0, 2.0], [np.inf, 1.0], [np.inf, np.inf], [-np.inf, -
 @pytest.mark.parametrize("dt", HALVES, ids=str)
 @pytest.mark.parametrize("op", OPS)
 def test_special_values_in_columns_and_long_rows(isa, dt, op):
-    """NaN, +inf and all -inf slices (README's table) as the specification, as a row, a column and
+    """NaN, +inf and all -inf slices (the table in docs/semantics.md) as the specification, as a row, a column and
     inside a row of two blocks."""
     for row in SPECIAL_ROWS:
         x = np.array(row, dt)

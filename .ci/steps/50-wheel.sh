@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: the release wheel, checked the way users get it (scripts/check_wheel.sh: build, auditwheel,
-# twine, check-wheel-contents, tests from a fresh venv on NumPy 2.x and 1.26, sdist install), and the
+# twine, check-wheel-contents, tests from a fresh venv on NumPy 2.x, the size limit and the licence files), and the
 # [tool.cibuildwheel] configuration validated (schema + the build identifiers of every platform).
 # Runs inside CI's venv; installs the tools there.
 set -euo pipefail
