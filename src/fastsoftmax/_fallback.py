@@ -1,7 +1,7 @@
 """NumPy implementations of softmax, log_softmax and logsumexp: the executable specification.
 
 Same signatures and semantics as the public functions (and as scipy.special 1.17, with the
-deviations listed in the README: integer inputs are converted to float64 before any arithmetic,
+deviations listed in docs/semantics.md: integer inputs are converted to float64 before any arithmetic,
 and no floating-point RuntimeWarning is emitted). The fast path is tested against these.
 """
 import numpy as np
