@@ -28,10 +28,16 @@ static W KF(block_factor)(T m_b, T M)
     return FSM_EXPW((W)d) * ((W)1 + (W)err);
 }
 
-/* The block's sum of exp(x - m_b) (its kernels store exp(x - m_b) * unit). */
+/* The unit of a block's stored exps, exp(x - m_b) * unit (a double-double for float64). */
+static W KF(block_unit)(const fsm_acc *a)
+{
+    return (W)a->unit + (W)a->unit_lo;
+}
+
+/* The block's sum of exp(x - m_b). */
 static W KF(block_sum)(const fsm_acc *a)
 {
-    return ((W)a->sum + (W)a->sum_lo) / (W)a->unit;
+    return ((W)a->sum + (W)a->sum_lo) / KF(block_unit)(a);
 }
 
 /* The max pass and pass 1 over `rows` rows of n contiguous elements: m, mn (when the op takes the
@@ -104,7 +110,7 @@ static void KF(block_pass2)(const fsm_kernels *k, const fsm_op_passes *p, const 
         } else if ((T)b->m == (T)-INFINITY) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
         } else {
-            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / (W)b->acc.unit;
+            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / KF(block_unit)(&b->acc);
             double hi = (double)c, lo = (double)(c - (W)hi);
             k->KF(scale_rows)(y, 1, len, &hi, &lo, &b->acc);
         }
@@ -127,7 +133,7 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
 static void KF(row_factor)(const fsm_op_passes *p, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
 {
     if (p->last == FSM_LAST_SCALE && !isnan(st->hi)) {
-        W c = st->wide_inv / (W)a->unit;
+        W c = st->wide_inv / KF(block_unit)(a);
         *hi = (double)c;
         *lo = (double)(c - (W)*hi);
     } else {
