@@ -132,6 +132,9 @@ typedef struct {
     /* scale_rows_f32 of the stored exps e, the products rounded into half rows h (e may be overwritten) */
     void (*scale_narrow_rows)(float *e, uint16_t *h, int64_t rows, int64_t n, const double *c_hi,
                               const double *c_lo, const fsm_acc *acc, int bf16);
+    /* y[0..n) = s[0..n) with non-temporal stores where the ISA has them (the out-of-cache path), fenced */
+    void (*stream_f32)(const float *s, float *y, int64_t n);
+    void (*stream_f64)(const double *s, double *y, int64_t n);
 } fsm_kernels;
 
 /* The kernel sets, one per line of kernels.inc. Sets the build cannot compile are NULL. */
@@ -147,6 +150,15 @@ int fsm_isa_compiled(const char *name);           /* 1 if this build contains th
 int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */
 int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */
 const fsm_kernels *fsm_active(void);
+/* The last-level cache in bytes (cpu.c): fsm_llc_detected() once (CPUID, then sysconf, else 32 MiB);
+   fsm_llc_bytes() is the size outputs are compared with, -1 where the out-of-cache path is off (the
+   default on AMD, measured slower there) or what fsm_set_llc_bytes() forced (> 0: on with that size,
+   < 0: off, 0: the default). Outputs above it take the driver's out-of-cache path (rows_dtype.h:
+   non-temporal stores from a cache-resident scratch). */
+int64_t fsm_llc_detected(void);
+int64_t fsm_llc_bytes(void);
+void fsm_set_llc_bytes(int64_t bytes);
+int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (rows.c, the one place that talks to OpenMP). */
 int fsm_openmp_enabled(void);

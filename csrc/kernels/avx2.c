@@ -83,6 +83,10 @@ FSM_TARGET static inline vd vd_pow2_bits4(vd t)
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ))); }
 FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm256_and_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ), v); }
+/* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */
+FSM_TARGET static inline void vf_stream(float *p, vf a) { _mm256_stream_ps(p, a); }
+FSM_TARGET static inline void vd_stream(double *p, vd a) { _mm256_stream_pd(p, a); }
+FSM_TARGET static inline void fsm_sfence(void) { _mm_sfence(); }
 /* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
 FSM_TARGET static inline __m256i lanes4q_below(int64_t r);
 FSM_TARGET static inline vd vd_keep_first(vd a, int64_t r) { return _mm256_and_pd(_mm256_castsi256_pd(lanes4q_below(r)), a); }

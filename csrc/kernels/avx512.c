@@ -74,6 +74,10 @@ FSM_TARGET static inline vd vd_pow2_bits4(vd t)
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ), y, x); }
 FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ), v); }
+/* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */
+FSM_TARGET static inline void vf_stream(float *p, vf a) { _mm512_stream_ps(p, a); }
+FSM_TARGET static inline void vd_stream(double *p, vd a) { _mm512_stream_pd(p, a); }
+FSM_TARGET static inline void fsm_sfence(void) { _mm_sfence(); }
 FSM_TARGET static inline vd vd_keep_first(vd a, int64_t r) { return _mm512_maskz_mov_pd((__mmask8)((1u << r) - 1), a); }
 /* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
 /* 8 floats through 16-lane masked operations (AVX-512F has no 256-bit masked loads without VL). */

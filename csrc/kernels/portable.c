@@ -67,6 +67,10 @@ static inline vd vd_pow2_bits4(vd t)
 static inline int vd_count_eq(vd a, vd b) { return a == b; }
 static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return a == b ? x : y; }
 static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return a != b ? v : 0.0; }
+/* no non-temporal stores in plain C: the out-of-cache path's copy is a plain one */
+static inline void vf_stream(float *p, vf a) { *p = a; }
+static inline void vd_stream(double *p, vd a) { *p = a; }
+static inline void fsm_sfence(void) {}
 static inline vd vd_keep_first(vd a, int64_t r) { return r > 0 ? a : 0.0; }
 /* One lane: a tail never happens (r is always 1), these only complete the vocabulary. */
 static inline vd vd_load_f32_part(const float *p, int64_t r, double fill) { return r > 0 ? (double)*p : fill; }

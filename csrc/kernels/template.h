@@ -1254,6 +1254,38 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
     }
 }
 
+/* ---- the out-of-cache path: a cache-resident scratch copied to the output with non-temporal stores ---- */
+
+/* y[0..n) = s[0..n): plain stores up to y's first vector-aligned address and after the last full vector,
+   non-temporal ones between; then the fence (the stores are weakly ordered). y not aligned to its
+   element: plain copy. */
+FSM_TARGET static void KNAME(stream_f32)(const float *s, float *y, int64_t n)
+{
+    if ((uintptr_t)y % sizeof(float)) {
+        memcpy(y, s, (size_t)n * sizeof(float));
+        return;
+    }
+    int64_t i = head_to_align_f32(y, n);
+    memcpy(y, s, (size_t)i * sizeof(float));
+    for (; i + VF_N <= n; i += VF_N) vf_stream(y + i, vf_load(s + i));
+    memcpy(y + i, s + i, (size_t)(n - i) * sizeof(float));
+    fsm_sfence();
+}
+
+FSM_TARGET static void KNAME(stream_f64)(const double *s, double *y, int64_t n)
+{
+    if ((uintptr_t)y % sizeof(double)) {
+        memcpy(y, s, (size_t)n * sizeof(double));
+        return;
+    }
+    int64_t i = (int64_t)((-(uintptr_t)y & (uintptr_t)(VD_N * sizeof(double) - 1)) / sizeof(double));
+    if (i > n) i = n;
+    memcpy(y, s, (size_t)i * sizeof(double));
+    for (; i + VD_N <= n; i += VD_N) vd_stream(y + i, vd_load(s + i));
+    memcpy(y + i, s + i, (size_t)(n - i) * sizeof(double));
+    fsm_sfence();
+}
+
 static const fsm_kernels KNAME(kernel_set) = {
     .name = FSM_STR(FSM_ISA),  /* the kernels.inc id, as fsm_isa_name() spells it */
     .algorithm = FSM_ISA_ALGORITHM,
@@ -1283,4 +1315,6 @@ static const fsm_kernels KNAME(kernel_set) = {
     .narrow_half = KNAME(narrow_half),
     .widen_max_rows = KNAME(widen_max_rows),
     .scale_narrow_rows = KNAME(scale_narrow_rows),
+    .stream_f32 = KNAME(stream_f32),
+    .stream_f64 = KNAME(stream_f64),
 };
