@@ -10,25 +10,14 @@ into the same buffer), so no call pays for a fresh 500 MB allocation; each call'
 The out-of-cache rows time fastsoftmax three ways: as it runs by default, with the out-of-cache path
 (scratch + non-temporal stores) forced on, and forced off (_core._set_llc_bytes).
 """
-import time
-
 import numpy as np
+
+from .half import _per_call
 
 F64_SHAPE = (256, 1000)
 F64_ROWS = [("softmax", 1.5), ("log_softmax", 1.5), ("logsumexp", 2.0)]  # torch time / fastsoftmax time, at least
 OOC_SHAPE = (4096, 32000)
 OOC_TARGET = {1: 1.5, "all": 1.1}  # fastsoftmax time / np.copyto time, at most
-
-
-def _per_call(fn, sample_s):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        t = time.perf_counter() - t0
-        if t >= sample_s:
-            return t / n
 
 
 def _interleaved(fns, rounds, sample_s):
