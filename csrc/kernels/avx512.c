@@ -65,7 +65,7 @@ FSM_TARGET static inline double vd_hmin(vd a) { return _mm512_reduce_min_pd(a); 
 FSM_TARGET static inline vd vd_floor(vd a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 FSM_TARGET static inline vd vd_table16(const double *tab, vd t)
 {
-    return _mm512_permutex2var_pd(_mm512_load_pd(tab), _mm512_castpd_si512(t), _mm512_load_pd(tab + 8));
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(tab), _mm512_castpd_si512(t), _mm512_loadu_pd(tab + 8));
 }
 FSM_TARGET static inline vd vd_pow2_bits4(vd t)
 {
