@@ -81,6 +81,7 @@ FSM_TARGET static inline vd vd_pow2_bits4(vd t)
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_srli_epi64(_mm256_castpd_si256(t), 4), 52));
 }
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ))); }
+FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ))); }
 FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm256_and_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ), v); }
 /* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */

@@ -72,6 +72,7 @@ FSM_TARGET static inline vd vd_pow2_bits4(vd t)
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_srli_epi64(_mm512_castpd_si512(t), 4), 52));
 }
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)); }
+FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ)); }
 FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ), y, x); }
 FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ), v); }
 /* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */

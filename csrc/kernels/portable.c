@@ -65,6 +65,7 @@ static inline vd vd_pow2_bits4(vd t)
     return t;
 }
 static inline int vd_count_eq(vd a, vd b) { return a == b; }
+static inline int vd_count_ne(vd a, vd b) { return a != b; }
 static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return a == b ? x : y; }
 static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return a != b ? v : 0.0; }
 /* no non-temporal stores in plain C: the out-of-cache path's copy is a plain one */

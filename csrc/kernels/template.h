@@ -748,13 +748,14 @@ FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n,
     f64_lane_consts(vd_set1(m), F64_BIAS_CAREFUL, &vc, &vlo, &vmg);
     const vd vm = vd_set1(m);
     vd s0 = vd_set1(0.0), c0 = s0, l0 = s0, s1 = s0, c1 = s0, l1 = s0;
-    int64_t i = 0, n_max = 0;
+    int64_t i = 0, n_max, n_ne = 0;
     for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
         vd x0 = vd_load(x + i), x1 = vd_load(x + i + VD_N);
         exclmax_step_f64(x0, vm, vc, vlo, vmg, &s0, &c0, &l0, shift);
         exclmax_step_f64(x1, vm, vc, vlo, vmg, &s1, &c1, &l1, shift);
-        n_max += vd_count_eq(x0, vm) + vd_count_eq(x1, vm);
+        n_ne += vd_count_ne(x0, vm) + vd_count_ne(x1, vm);  /* the masks' own compare (x is never NaN here) */
     }
+    n_max = i - n_ne;
     for (; i < n; i += VD_N) {  /* the fill lanes read -inf: clamped, their exp is +0 */
         vd xv = vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY);
         exclmax_step_f64(xv, vm, vc, vlo, vmg, &s0, &c0, &l0, shift);
