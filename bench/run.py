@@ -330,7 +330,8 @@ def main(argv=None):
         _log("half-precision targets (float16 / bfloat16 softmax, 1 thread, interleaved in one process):")
         data["half_targets"] = half.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log)
         _log("issue 15 targets (float64 vs torch / onnxruntime; float32 (4096, 32000) vs np.copyto):")
-        data["issue15_targets"] = issue15.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log)
+        data["issue15_targets"] = issue15.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log,
+                                              names=[c.name for c in cands])
 
     ort = next((c for c in cands if c.name == "onnxruntime"), None)
     if ort is not None and ort.unsupported:

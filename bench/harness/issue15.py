@@ -28,13 +28,13 @@ def _interleaved(fns, rounds, sample_s):
     return {k: float(np.median(v)) for k, v in samples.items()}, {k: [float(s) for s in v] for k, v in samples.items()}
 
 
-def _peers(op, x, out, out_red, threads):
-    """torch and onnxruntime callables (those installed), with their threads set to `threads`."""
+def _peers(op, x, out, out_red, threads, names):
+    """torch and onnxruntime callables (those installed and in `names`), with their threads set to `threads`."""
     from . import candidates
     fns = {}
     for cls in (candidates.Torch, candidates.OnnxRuntime):
         c = cls()
-        if not c.ok:
+        if not c.ok or c.name not in names:
             continue
         c.set_threads(threads)
         f = c.timed(op, x, -1, out, out_red, threads)
@@ -51,7 +51,8 @@ def _fs(op, x, out, out_red, threads):
     return lambda: f(x, axis=-1, out=out, threads=threads)
 
 
-def run(rounds=9, sample_s=0.05, log=print):
+def run(rounds=9, sample_s=0.05, log=print, names=("torch", "onnxruntime", "scipy")):
+    """Measure every row; `names`: the peers to time (the AVX2 child run times torch only)."""
     import fastsoftmax
     from fastsoftmax import _core
     from . import candidates
@@ -60,8 +61,8 @@ def run(rounds=9, sample_s=0.05, log=print):
     out, out_red = np.empty_like(x), np.empty(x.shape[0])
     for op, target in F64_ROWS:
         fns = {"fastsoftmax": _fs(op, x, out, out_red, 1)}
-        fns.update(_peers(op, x, out, out_red, 1))
-        if op == "logsumexp":
+        fns.update(_peers(op, x, out, out_red, 1, names))
+        if op == "logsumexp" and "scipy" in names:
             import scipy.special
             fns["scipy"] = lambda: scipy.special.logsumexp(x, axis=-1)
         med, samples = _interleaved(fns, rounds, sample_s)
@@ -86,7 +87,7 @@ def run(rounds=9, sample_s=0.05, log=print):
                 return f
             fns = {"fastsoftmax": fs, "fastsoftmax streaming": forced(detected), "fastsoftmax plain": forced(-1),
                    "np.copyto": lambda: np.copyto(yb, xb)}
-            fns.update(_peers(op, xb, yb, None, threads))
+            fns.update(_peers(op, xb, yb, None, threads, names))
             med, samples = _interleaved(fns, max(3, rounds // 2), sample_s)
             key = 1 if threads == 1 else "all"
             result["ooc"].append({"op": op, "shape": list(OOC_SHAPE), "threads": threads, "target": OOC_TARGET[key],
