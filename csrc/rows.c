@@ -135,6 +135,12 @@ typedef double fsm_wide;
 #define FSM_LOG1PL log1p
 #endif
 
+/* The out-of-cache path (rows_dtype.h) counts the calls it takes, so that tests see it was taken
+   (a plain counter: concurrent callers may lose a count, which no result depends on). */
+static volatile int64_t stream_calls;
+static void fsm_stream_calls_add(void) { stream_calls = stream_calls + 1; }
+int64_t fsm_stream_calls(void) { return stream_calls; }
+
 typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
 typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 

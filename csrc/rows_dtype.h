@@ -28,10 +28,16 @@ static W KF(block_factor)(T m_b, T M)
     return FSM_EXPW((W)d) * ((W)1 + (W)err);
 }
 
-/* The block's sum of exp(x - m_b) (its kernels store exp(x - m_b) * unit). */
+/* The unit of a block's stored exps, exp(x - m_b) * unit (a double-double for float64). */
+static W KF(block_unit)(const fsm_acc *a)
+{
+    return (W)a->unit + (W)a->unit_lo;
+}
+
+/* The block's sum of exp(x - m_b). */
 static W KF(block_sum)(const fsm_acc *a)
 {
-    return ((W)a->sum + (W)a->sum_lo) / (W)a->unit;
+    return ((W)a->sum + (W)a->sum_lo) / KF(block_unit)(a);
 }
 
 /* The max pass and pass 1 over `rows` rows of n contiguous elements: m, mn (when the op takes the
@@ -104,7 +110,7 @@ static void KF(block_pass2)(const fsm_kernels *k, const fsm_op_passes *p, const 
         } else if ((T)b->m == (T)-INFINITY) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
         } else {
-            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / (W)b->acc.unit;
+            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / KF(block_unit)(&b->acc);
             double hi = (double)c, lo = (double)(c - (W)hi);
             k->KF(scale_rows)(y, 1, len, &hi, &lo, &b->acc);
         }
@@ -127,7 +133,7 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
 static void KF(row_factor)(const fsm_op_passes *p, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
 {
     if (p->last == FSM_LAST_SCALE && !isnan(st->hi)) {
-        W c = st->wide_inv / (W)a->unit;
+        W c = st->wide_inv / KF(block_unit)(a);
         *hi = (double)c;
         *lo = (double)(c - (W)*hi);
     } else {
@@ -319,10 +325,68 @@ static void KF(cols_scratch)(const fsm_kernels *k, const fsm_op_passes *p, const
     KF(cols)(k, p, scratch, scratch, n, pitch, cols, y, inner);
 }
 
+/* ---- the out-of-cache path (issue 15) ---- */
+
+/* Rows (or batches of short rows) per task of the out-of-cache path, and whether a call takes it: an
+   elementwise output (softmax, log_softmax) of contiguous rows larger than the last-level cache, with a
+   per-thread scratch (one batch or one long row) that stays well inside the detected cache, and, for
+   long rows, at least one row per thread (a row shared by threads takes the in-cache path). */
+static int64_t KF(stream_batch)(int64_t n)
+{
+    if (n > FSM_BLOCK) return 1;
+    int64_t batch = FSM_BATCH_ELEMS / n;
+    return batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+}
+
+static int KF(stream_wanted)(const fsm_op_passes *p, int64_t outer, int64_t n, int threads)
+{
+    if (p->one_output_per_row || outer <= 0 || n <= 0) return 0;
+    if (n > FSM_BLOCK && outer < threads) return 0;
+    const int64_t llc = fsm_llc_bytes();
+    const double out_bytes = (double)outer * (double)n * (double)sizeof(T);
+    const double scratch_bytes = (double)KF(stream_batch)(n) * (double)n * (double)sizeof(T) * (double)threads;
+    return llc > 0 && out_bytes > (double)llc && scratch_bytes <= (double)fsm_llc_detected() / 4;
+}
+
+/*
+ * Rows whose output does not fit in the last-level cache: each task (a batch of short rows or one long
+ * row) is computed exactly as the in-cache path computes it (rows_short / row_blocks, the same kernels
+ * on the same blocks in the same order: the same bits), but into a per-thread scratch that stays in
+ * cache, which is then copied to y with non-temporal stores. A plain store of a line that is not in
+ * cache first reads it (read-for-ownership): y would cost three streams (read x, read and write y)
+ * instead of two.
+ */
+static int KF(rows_stream)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t outer, int64_t n,
+                           int threads)
+{
+    const int64_t batch = KF(stream_batch)(n);
+    const int64_t tasks = (outer + batch - 1) / batch;
+    int failed = 0;
+    fsm_stream_calls_add();
+    FSM_PARALLEL(threads)
+    {
+        T *s = (T *)malloc((size_t)(batch * n) * sizeof(T));
+        if (!s) failed = 1;
+        FSM_FOR_DYNAMIC
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!s) continue;
+            int64_t r0 = t * batch, rows = outer - r0 < batch ? outer - r0 : batch;
+            if (n <= FSM_BLOCK)
+                KF(rows_short)(k, p, x + r0 * n, s, rows, n);
+            else if (KF(row_blocks)(k, p, x + r0 * n, s, n, 1))
+                failed = 1;
+            k->KF(stream)(s, y + r0 * n, rows * n);
+        }
+        free(s);
+    }
+    return failed ? -1 : 0;
+}
+
 static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y,
                        int64_t outer, int64_t n, int64_t inner, int threads)
 {
     const int64_t out_n = p->one_output_per_row ? 1 : n;  /* outputs per row */
+    if (inner == 1 && KF(stream_wanted)(p, outer, n, threads)) return KF(rows_stream)(k, p, x, y, outer, n, threads);
     if (inner == 1) {
         if (n <= FSM_BLOCK) {
             int64_t batch = FSM_BATCH_ELEMS / n;

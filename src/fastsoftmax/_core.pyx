@@ -32,6 +32,10 @@ cdef extern from "fastsoftmax.h" nogil:
     const fsm_kernels *fsm_active()
     int fsm_openmp_enabled()
     int fsm_default_threads()
+    int64_t fsm_llc_detected()
+    int64_t fsm_llc_bytes()
+    void fsm_set_llc_bytes(int64_t nbytes)
+    int64_t fsm_stream_calls()
     int fsm_isa_count()
     const char *fsm_isa_name(int i)
     int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
@@ -111,6 +115,23 @@ def openmp_enabled():
 
 def default_threads():
     return fsm_default_threads()
+
+
+def _llc_bytes():
+    """(in use, detected): the cache size in bytes outputs are compared with (-1: the out-of-cache
+    path is off), and the detected last-level cache."""
+    return int(fsm_llc_bytes()), int(fsm_llc_detected())
+
+
+def _set_llc_bytes(nbytes):
+    """Tests and benchmarks: nbytes > 0 turns the out-of-cache path on for outputs larger than nbytes,
+    nbytes < 0 turns it off, 0 restores the default (csrc/cpu.c: off on AMD, else the detected cache)."""
+    fsm_set_llc_bytes(int(nbytes))
+
+
+def _stream_calls():
+    """How many calls took the out-of-cache path so far (non-temporal stores from a scratch)."""
+    return int(fsm_stream_calls())
 
 
 cdef int _compute(int op, cnp.ndarray a, cnp.ndarray y, int64_t outer, int64_t n, int64_t inner,
