@@ -5,16 +5,16 @@
  * selection runs on the logits and only the k winners ever see an exponential:
  *   1. one max-and-sum pass: the row max M and L = log(sum exp(z - M)) as a double pair, from the
  *      softmax op's SIMD passes with the exps kept in an in-cache scratch (rows.c's fsm_row_stats). Its
- *      sums are compensated: float32 rows exact to ~2^-30 of the sum, float64 rows to ~2^-100, which
- *      bounds L's absolute error (and so each probability's relative error) by that much;
+ *      sums are compensated (float32 rows exact to ~2^-30 of the sum, float64 rows to a few units of
+ *      2^-53 or better), which bounds L's absolute error and so each probability's relative error;
  *   2. the selection: for k <= FSM_SEL_SMALL_K a sorted buffer of k, fed only by chunks of 16 holding an
  *      element above its last entry (after the first few thousand elements almost every chunk is
  *      skipped by one vector compare); for larger k the k-th largest key by the radix cut below, then
  *      the elements above it and, in index order, those equal to it; sorted at the end (k log k);
  *   3. p = exp((z - M) - L) for the k winners, with z - M and its difference from L carried exactly
  *      (TwoSum) and the product formed in long double where that is the x87 format. The errors are
- *      then the final rounding (0.5 ulp), L's, and a few units of 2^-60: measured <= 0.66 ulp for
- *      float32 and float64. Where long double is double, libm's exp and one product add ~0.5 ulp
+ *      then the final rounding (0.5 ulp), L's, and a few units of 2^-60: measured <= 0.65 ulp for
+ *      float32 and <= 0.72 ulp for float64. Where long double is double, libm's exp and one product add ~0.5 ulp
  *      for float64.
  * Ties are broken by the lower index everywhere (the buffer inserts after equal values; the radix
  * path takes tied elements in index order; the final sort orders by (value, index)).
