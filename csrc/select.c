@@ -14,8 +14,8 @@
  *   3. p = exp((z - M) - L) for the k winners, with z - M and its difference from L carried exactly
  *      (TwoSum) and the product formed in long double where that is the x87 format. The errors are
  *      then the final rounding (0.5 ulp), L's, and a few units of 2^-60: measured <= 0.65 ulp for
- *      float32 and <= 0.72 ulp for float64. Where long double is double, libm's exp and one product add ~0.5 ulp
- *      for float64.
+ *      float32 and <= 0.72 ulp for float64. Where long double is double, libm's exp and one
+ *      product add ~0.5 ulp for float64.
  * Ties are broken by the lower index everywhere (the buffer inserts after equal values; the radix
  * path takes tied elements in index order; the final sort orders by (value, index)).
  *
