@@ -25,7 +25,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from harness import accuracy, candidates, cases, memory, reference, report, timing  # noqa: E402
-from harness import half, machine  # noqa: E402
+from harness import half, issue15, machine, sampling  # noqa: E402
 
 OPS = candidates.OPS
 NORMAL_TWIN = "fastsoftmax-normal3"  # fastsoftmax on normal*3 data of a non-normal case's shape
@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--list", action="store_true", help="list cases and candidates and exit")
     p.add_argument("--no-avx2-run", action="store_true",
                    help="--targets: skip the second run with the AVX2 kernel and torch held to AVX2")
+    p.add_argument("--no-sampling", action="store_true",
+                   help="--targets: skip the sampling and top-k rows (the AVX2 run skips them: they measure the "
+                        "selection, which is the same code on every ISA)")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -234,7 +237,7 @@ def _avx2_run(args, out_dir):
     import subprocess
     child_out = os.path.join(out_dir, "avx2")
     env = dict(os.environ, FASTSOFTMAX_ISA="avx2", ATEN_CPU_CAPABILITY="avx2")
-    cmd = [sys.executable, os.path.abspath(__file__), "--targets", "--no-avx2-run", "--no-plot",
+    cmd = [sys.executable, os.path.abspath(__file__), "--targets", "--no-avx2-run", "--no-plot", "--no-sampling",
            "--candidates", "fastsoftmax,torch,copyto", "--out", child_out, "--stat", args.stat]
     for opt in ("repeats", "sample_ms", "budget_s"):
         if getattr(args, opt) is not None:
@@ -329,6 +332,12 @@ def main(argv=None):
     if mode == "targets":
         _log("half-precision targets (float16 / bfloat16 softmax, 1 thread, interleaved in one process):")
         data["half_targets"] = half.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log)
+        _log("issue 15 targets (float64 vs torch / onnxruntime; float32 (4096, 32000) vs np.copyto):")
+        data["issue15_targets"] = issue15.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log,
+                                              names=[c.name for c in cands])
+        if not args.no_sampling:
+            _log("sampling and top-k targets (1 thread, interleaved in one process):")
+            data["sampling_targets"] = sampling.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.05), log=_log)
 
     ort = next((c for c in cands if c.name == "onnxruntime"), None)
     if ort is not None and ort.unsupported:

@@ -17,26 +17,29 @@
  * Numerical stability and accuracy (the argument behind "<= 2 ulp"; kernels/template.h has the steps):
  *   1. No rounded x - m enters exp. float32 kernels reduce x itself (exact Cody-Waite reduction, the
  *      row's scale 2^-K folded into the exponent), or x - m when |m| > 240, which is then exact for
- *      every element that is not clamped (Sterbenz); float64 inputs carry the rounding error of x - m,
- *      recovered by TwoSum, into the reduced argument of exp.
+ *      every element that is not clamped (Sterbenz); float64 kernels do the same in double lanes
+ *      (x itself, or x - m when |m| > 2^40).
  *   2. exp: float32 data uses float32 lanes, a degree-6 polynomial fitted for relative error
- *      (2^-28), rounded once to float32. float64 data uses Cody-Waite reduction with a double-double
- *      argument and exp(r) = (1 + r) + (r_lo + r^2 q(r)), q of degree 9, with the 1 + r step
- *      error-free (Fast2Sum): ~0.56 ulp before the final rounding.
+ *      (2^-28), rounded once to float32. float64 data uses a table of 2^(j/16) (hi + lo) and a
+ *      degree-7 polynomial fitted for relative error (2^-65) on |r| <= ln2/32: < 0.14 ulp before
+ *      the one rounding of e.
  *   3. Sums: float32 softmax exps are summed by Fast2Sum in float lanes from a start value above every
  *      term (exact), moved to double every 16 steps; the max elements enter unrounded. float32 log-op
- *      sums are formed in double from rounded exps plus their exact rounding residuals. float64 exps
- *      with TwoSum compensation. The row is summed in fixed blocks whose partials are merged in order,
- *      so results do not depend on the number of threads.
+ *      sums are formed in double from rounded exps plus their exact rounding residuals. float64
+ *      softmax exps by Fast2Sum from a start value above every term, the log ops' unrounded pieces
+ *      with TwoSum; the max elements enter unrounded (unit as a double-double). The row is summed
+ *      in fixed blocks whose partials are merged in order, so results do not depend on the number
+ *      of threads.
  *   4. Normalisation: y = fma(e, c_hi, e * c_lo) with c = 1/s split in two: float64 c_hi + c_lo are
  *      doubles from the wide type (c_lo = 0 where that is double), float32 kernels split their double
  *      c into two floats. e * c_lo is rounded first (2^-106 of y for float64, 2^-48 for float32), then
  *      the FMA adds it to the exact e * c_hi and rounds once more: that rounding is the one that counts.
- *      float32 max elements get unit * c formed in double, then rounded to float. A stored exp carries
+ *      The max elements get unit * c formed in double (float32) or double-double (float64), rounded once. A stored exp carries
  *      at most 0.5 ulp(e) + the exp error, which is at most twice that in ulp(y), plus 0.5 ulp for the
- *      final rounding: measured <= 1.6 ulp (float32) and <= 1.7 ulp (float64).
+ *      final rounding: measured <= 1.6 ulp (float32) and <= 1.62 ulp (float64).
  *   5. log_softmax and logsumexp are formed in double (float32) or with TwoSum (float64) from the
- *      exact x - m and log1p(s'): ~0.5-0.65 ulp (float32), ~1 ulp (float64).
+ *      exact x - m and log1p(s'): ~0.5-0.65 ulp (float32), <= 0.76 ulp measured (float64:
+ *      x - (m + L) with m + L a double-double).
  * Special rows follow scipy.special: a NaN anywhere gives NaN; softmax of a row whose max is +inf
  * or -inf (all -inf) is NaN; log_softmax shifts by 0 when the max is not finite; logsumexp gives
  * +inf / -inf. Subnormal outputs are produced (never flushed); the caller's FTZ/DAZ state is not touched.
@@ -61,12 +64,14 @@ typedef enum { FSM_F32 = 0, FSM_F64 = 1, FSM_F16 = 2, FSM_BF16 = 3 } fsm_dtype;
 /*
  * Partial sums of one block of a row. The exps a kernel stores and sums are exp(x - m) * unit
  * (unit = 1 for float64; float32 kernels carry a factor near 2^64, see kernels/template.h), so the
- * block's sum of exp(x - m) is (sum + sum_lo) / unit. sum_lo is the TwoSum compensation (float64
- * only); n_max counts elements equal to the row max when they are excluded from sum. float32 softmax
- * only: e_min is the smallest stored exp (it tells the scale pass whether a product can be subnormal),
- * e_max the stored (rounded) exp of the max elements, whose outputs the scale pass sets to unit * c.
+ * block's sum of exp(x - m) is (sum + sum_lo) / (unit + unit_lo). sum_lo is the compensation (float64
+ * only); unit_lo is unit's low part (float64 only: its unit is a double-double, 0 for float32); n_max
+ * counts elements equal to the row max when they are excluded from sum. e_max is the stored (rounded)
+ * exp of the max elements, whose outputs the softmax scale pass sets to unit * c (both dtypes).
+ * float32 softmax only: e_min is the smallest stored exp (it tells the scale pass whether a product
+ * can be subnormal).
  */
-typedef struct { double sum, sum_lo, n_max, unit, e_min, e_max; } fsm_acc;
+typedef struct { double sum, sum_lo, n_max, unit, e_min, e_max, unit_lo; } fsm_acc;
 
 #define FSM_COLS_MAX 1024 /* column kernels take at most this many columns a call */
 
@@ -128,6 +133,9 @@ typedef struct {
     /* scale_rows_f32 of the stored exps e, the products rounded into half rows h (e may be overwritten) */
     void (*scale_narrow_rows)(float *e, uint16_t *h, int64_t rows, int64_t n, const double *c_hi,
                               const double *c_lo, const fsm_acc *acc, int bf16);
+    /* y[0..n) = s[0..n) with non-temporal stores where the ISA has them (the out-of-cache path), fenced */
+    void (*stream_f32)(const float *s, float *y, int64_t n);
+    void (*stream_f64)(const double *s, double *y, int64_t n);
 } fsm_kernels;
 
 /* The kernel sets, one per line of kernels.inc. Sets the build cannot compile are NULL. */
@@ -143,6 +151,15 @@ int fsm_isa_compiled(const char *name);           /* 1 if this build contains th
 int fsm_isa_supported(const char *name);          /* 1 if compiled in and the CPU/OS can run it */
 int fsm_set_isa(const char *name);                /* "auto" or a name; 0 on success, -1 if unsupported */
 const fsm_kernels *fsm_active(void);
+/* The last-level cache in bytes (cpu.c): fsm_llc_detected() once (CPUID, then sysconf, else 32 MiB);
+   fsm_llc_bytes() is the size outputs are compared with, -1 where the out-of-cache path is off (the
+   default on AMD, measured slower there) or what fsm_set_llc_bytes() forced (> 0: on with that size,
+   < 0: off, 0: the default). Outputs above it take the driver's out-of-cache path (rows_dtype.h:
+   non-temporal stores from a cache-resident scratch). */
+int64_t fsm_llc_detected(void);
+int64_t fsm_llc_bytes(void);
+void fsm_set_llc_bytes(int64_t bytes);
+int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */
 int fsm_openmp_enabled(void);

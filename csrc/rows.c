@@ -44,6 +44,12 @@ typedef double fsm_wide;
 #define FSM_LOG1PL log1p
 #endif
 
+/* The out-of-cache path (rows_dtype.h) counts the calls it takes, so that tests see it was taken
+   (a plain counter: concurrent callers may lose a count, which no result depends on). */
+static volatile int64_t stream_calls;
+static void fsm_stream_calls_add(void) { stream_calls = stream_calls + 1; }
+int64_t fsm_stream_calls(void) { return stream_calls; }
+
 typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
 typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 
@@ -330,4 +336,12 @@ int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                     : n <= FSM_BLOCK ? outer : outer * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
     int t = fsm_plan_threads(threads, outer * n * inner, tasks);
     return compute_any(fsm_active(), &fsm_ops[op], dtype, x, y, outer, n, inner, t);
+}
+
+int fsm_row_stats(fsm_dtype dtype, const void *x, int64_t rows, int64_t n, double *m, double *l_hi, double *l_lo)
+{
+    const fsm_kernels *k = fsm_active();
+    if (dtype == FSM_F32) return row_stats_f32(k, (const float *)x, rows, n, m, l_hi, l_lo);
+    if (dtype == FSM_F64) return row_stats_f64(k, (const double *)x, rows, n, m, l_hi, l_lo);
+    return -2;
 }

@@ -28,10 +28,16 @@ static W KF(block_factor)(T m_b, T M)
     return FSM_EXPW((W)d) * ((W)1 + (W)err);
 }
 
-/* The block's sum of exp(x - m_b) (its kernels store exp(x - m_b) * unit). */
+/* The unit of a block's stored exps, exp(x - m_b) * unit (a double-double for float64). */
+static W KF(block_unit)(const fsm_acc *a)
+{
+    return (W)a->unit + (W)a->unit_lo;
+}
+
+/* The block's sum of exp(x - m_b). */
 static W KF(block_sum)(const fsm_acc *a)
 {
-    return ((W)a->sum + (W)a->sum_lo) / (W)a->unit;
+    return ((W)a->sum + (W)a->sum_lo) / KF(block_unit)(a);
 }
 
 /* The max pass and pass 1 over `rows` rows of n contiguous elements: m, mn (when the op takes the
@@ -104,7 +110,7 @@ static void KF(block_pass2)(const fsm_kernels *k, const fsm_op_passes *p, const 
         } else if ((T)b->m == (T)-INFINITY) {
             for (int64_t i = 0; i < len; i++) y[i] = (T)0;  /* an all -inf block */
         } else {
-            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / (W)b->acc.unit;
+            W c = KF(block_factor)((T)b->m, (T)r->m) * r->wide_inv / KF(block_unit)(&b->acc);
             double hi = (double)c, lo = (double)(c - (W)hi);
             k->KF(scale_rows)(y, 1, len, &hi, &lo, &b->acc);
         }
@@ -127,7 +133,7 @@ static T KF(lse_value)(T m, double l_hi, double l_lo)
 static void KF(row_factor)(const fsm_op_passes *p, const fsm_row *st, const fsm_acc *a, double *hi, double *lo)
 {
     if (p->last == FSM_LAST_SCALE && !isnan(st->hi)) {
-        W c = st->wide_inv / (W)a->unit;
+        W c = st->wide_inv / KF(block_unit)(a);
         *hi = (double)c;
         *lo = (double)(c - (W)*hi);
     } else {
@@ -162,6 +168,62 @@ static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T
     } else if (p->last == FSM_LAST_LOGSHIFT) {
         k->KF(logshift_rows)(x, y, rows, n, m, hi, lo);
     }
+}
+
+/*
+ * Each row's max M and L = log(sum exp(x - M)) as l_hi + l_lo, for callers that need more than a
+ * rounded logsumexp (select.c). The softmax op's passes, with its exps stored in a scratch that stays
+ * in cache (one batch of short rows, one block of a long row): its exp-and-sum pass is the cheaper
+ * one, and its sum is exact to ~2^-30 (a compensated sum from a start above every term), which is
+ * what probabilities exp(x - M - L) need (the log ops' careful log1p matters only for outputs near
+ * 0). L = log1p(S - 1) with S = 1 / (1/S) in W. One thread; short rows in rows_short's batches,
+ * long rows in row_blocks' fixed blocks. Non-finite maxima come back in m (L is then undefined).
+ */
+static int KF(row_stats)(const fsm_kernels *k, const T *x, int64_t rows, int64_t n, double *m_out, double *l_hi,
+                         double *l_lo)
+{
+    const fsm_op_passes *p = &fsm_ops[FSM_SOFTMAX];
+    const int64_t nb = n <= FSM_BLOCK ? 1 : (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    const int64_t scratch = n <= FSM_BLOCK ? (FSM_BATCH_ELEMS > n ? FSM_BATCH_ELEMS : n) : FSM_BLOCK;
+    T *y = (T *)malloc((size_t)scratch * sizeof(T));
+    fsm_block *bs = (fsm_block *)malloc((size_t)nb * sizeof(fsm_block));
+    if (!y || !bs) {
+        free(y);
+        free(bs);
+        return -1;
+    }
+    int64_t batch = n <= FSM_BLOCK ? FSM_BATCH_ELEMS / n : 1;
+    batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+    for (int64_t r0 = 0; r0 < rows; r0 += batch) {
+        int64_t nr = rows - r0 < batch ? rows - r0 : batch;
+        T m[FSM_BATCH], mn[FSM_BATCH];
+        fsm_acc acc[FSM_BATCH];
+        if (n <= FSM_BLOCK) KF(pass1_rows)(k, p, x + r0 * n, y, nr, n, m, mn, acc);
+        for (int64_t r = 0; r < nr; r++) {
+            fsm_row st;
+            if (n <= FSM_BLOCK) {
+                bs[0].m = (double)m[r];
+                bs[0].acc = acc[r];
+            } else {
+                for (int64_t b = 0; b < nb; b++) {
+                    int64_t len = n - b * FSM_BLOCK < FSM_BLOCK ? n - b * FSM_BLOCK : FSM_BLOCK;
+                    KF(block_pass1)(k, p, x + (r0 + r) * n + b * FSM_BLOCK, y, len, &bs[b]);
+                }
+            }
+            KF(merge)(p, bs, nb, &st);
+            m_out[r0 + r] = st.m;
+            if (isnan(st.hi)) {
+                l_hi[r0 + r] = l_lo[r0 + r] = NAN;
+                continue;
+            }
+            W l = FSM_LOG1PW((W)1 / st.wide_inv - (W)1);
+            l_hi[r0 + r] = (double)l;
+            l_lo[r0 + r] = (double)(l - (W)l_hi[r0 + r]);
+        }
+    }
+    free(y);
+    free(bs);
+    return 0;
 }
 
 /* A row of any length on the calling thread: pass 1 block by block, the merge, pass 2. */
@@ -337,6 +399,58 @@ static void KF(task_cols)(void *ctx, int phase, int64_t t, void **local)
         KF(cols)(c->k, c->p, xb, yb, n, inner, cols, yb, inner);
 }
 
+/* ---- the out-of-cache path (issue 15) ---- */
+
+/* Rows (or batches of short rows) per task of the out-of-cache path, and whether a call takes it: an
+   elementwise output (softmax, log_softmax) of contiguous rows larger than the last-level cache, with a
+   per-thread scratch (one batch or one long row) that stays well inside the detected cache, and, for
+   long rows, at least one row per thread (a row shared by threads takes the in-cache path). */
+static int64_t KF(stream_batch)(int64_t n)
+{
+    if (n > FSM_BLOCK) return 1;
+    int64_t batch = FSM_BATCH_ELEMS / n;
+    return batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
+}
+
+static int KF(stream_wanted)(const fsm_op_passes *p, int64_t outer, int64_t n, int threads)
+{
+    if (p->one_output_per_row || outer <= 0 || n <= 0) return 0;
+    if (n > FSM_BLOCK && outer < threads) return 0;
+    const int64_t llc = fsm_llc_bytes();
+    const double out_bytes = (double)outer * (double)n * (double)sizeof(T);
+    const double scratch_bytes = (double)KF(stream_batch)(n) * (double)n * (double)sizeof(T) * (double)threads;
+    return llc > 0 && out_bytes > (double)llc && scratch_bytes <= (double)fsm_llc_detected() / 4;
+}
+
+/*
+ * Rows whose output does not fit in the last-level cache: each task (a batch of short rows or one long
+ * row) is computed exactly as the in-cache path computes it (rows_short / row_blocks, the same kernels
+ * on the same blocks in the same order: the same bits), but into a per-thread scratch that stays in
+ * cache, which is then copied to y with non-temporal stores. A plain store of a line that is not in
+ * cache first reads it (read-for-ownership): y would cost three streams (read x, read and write y)
+ * instead of two.
+ */
+static void KF(task_stream)(void *ctx, int phase, int64_t t, void **local)
+{
+    KF(call) *c = (KF(call) *)ctx;
+    const int64_t n = c->n;
+    int64_t r0 = t * c->batch, rows = c->outer - r0 < c->batch ? c->outer - r0 : c->batch;
+    (void)phase;
+    if (!*local) {  /* this thread's scratch: one task's output */
+        *local = malloc((size_t)(c->batch * n) * sizeof(T));
+        if (!*local) {
+            c->failed = 1;
+            return;
+        }
+    }
+    T *s = (T *)*local;
+    if (n <= FSM_BLOCK)
+        KF(rows_short)(c->k, c->p, c->x + r0 * n, s, rows, n);
+    else if (KF(row_blocks)(c->k, c->p, c->x + r0 * n, s, n))
+        c->failed = 1;
+    c->k->KF(stream)(s, c->y + r0 * n, rows * n);
+}
+
 static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y,
                        int64_t outer, int64_t n, int64_t inner, int threads)
 {
@@ -353,7 +467,12 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
     c.out_n = p->one_output_per_row ? 1 : n;
     w.ctx = &c;
     w.nphases = 1;
-    if (inner == 1 && n <= FSM_BLOCK) {
+    if (inner == 1 && KF(stream_wanted)(p, outer, n, threads)) {
+        fsm_stream_calls_add();
+        c.batch = KF(stream_batch)(n);
+        w.task = KF(task_stream);
+        w.ntasks[0] = (outer + c.batch - 1) / c.batch;
+    } else if (inner == 1 && n <= FSM_BLOCK) {
         int64_t batch = FSM_BATCH_ELEMS / n;
         c.batch = batch < 1 ? 1 : batch > FSM_BATCH ? FSM_BATCH : batch;
         w.task = KF(task_short);

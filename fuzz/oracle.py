@@ -29,16 +29,16 @@ from fastsoftmax import _fallback, _plan, _reference
 
 OPS = _plan.OPS
 
-#: Exceptions the public functions document for invalid arguments (README "Invalid arguments"; AxisError is a
+#: Exceptions the public functions document for invalid arguments (docs/errors.md; AxisError is a
 #: ValueError).
 DOCUMENTED_ERRORS = (TypeError, ValueError)
 
-# Outputs below the normal range are outside the documented 2 ulp (README, "Accuracy"); they
+# Outputs below the normal range are outside the documented 2 ulp (docs/accuracy.md); they
 # must still be tiny: within this absolute error of the reference.
 SUBNORMAL_ABS = {np.float16: float(np.finfo(np.float16).smallest_normal),
                  np.float32: float(np.finfo(np.float32).smallest_normal),
                  np.float64: float(np.finfo(np.float64).smallest_normal)}
-# The half types are computed in float32 and rounded once: within 1 ulp of the half type (README).
+# The half types are computed in float32 and rounded once: within 1 ulp of the half type (docs/semantics.md).
 HALF_TOL = 1.0
 
 
@@ -72,7 +72,7 @@ def _short(obj, n=300):
 
 
 # ---------------------------------------------------------------------------------------------
-# Which calls reach the C kernel (an independent restatement of the README's routing rule)
+# Which calls reach the C kernel (an independent restatement of the routing rule in docs/semantics.md)
 
 
 def normalize_axes(axis, ndim):
@@ -84,7 +84,7 @@ def normalize_axes(axis, ndim):
 
 
 def plan_of(op, x, axis=None, b=None):
-    """fastsoftmax's own plan for the call (README, "Where the C kernel runs"), or None when the
+    """fastsoftmax's own plan for the call (docs/semantics.md, "Where the C kernel runs"), or None when the
     call raises while planning (an invalid axis or out on a kernel route, x not array-like)."""
     try:
         return _plan.plan(op, x, axis, b=b)

@@ -29,8 +29,10 @@ else
 fi
 rm -f "$work"/src/fastsoftmax/*.so "$work"/src/fastsoftmax/_core.c
 
-python - <<'EOF' || python -m pip install -q "Cython>=3.0" "setuptools>=64"
-import Cython, setuptools  # noqa: F401
+# setup.py runs outside pip's isolated build here: it needs setuptools >= 77 (pyproject's SPDX licence)
+python - <<'EOF' || python -m pip install -q "Cython>=3.0" "setuptools>=77"
+import Cython, setuptools
+assert int(setuptools.__version__.split(".")[0]) >= 77, setuptools.__version__
 EOF
 
 echo "== sanitize: building with -fsanitize=address,undefined"

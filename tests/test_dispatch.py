@@ -57,7 +57,7 @@ def test_forcing_an_isa():
 
 
 def test_set_isa_rejects_bad_names():
-    """README's set_isa rows of the invalid-arguments table; a rejected name leaves the ISA as it was."""
+    """The set_isa rows of the invalid-arguments table (docs/errors.md); a rejected name leaves the ISA as it was."""
     before = _core.current_isa()
     with pytest.raises(ValueError, match=r"ISA 'sse9' is not available here; available: \("):
         fastsoftmax.set_isa("sse9")

@@ -7,9 +7,9 @@ same numbers, including those where long double is plain double:
 
 * fastsoftmax._reference within REF_BOUND ulp of the golden values, far below one ulp; its float64
   part is skipped where long double is no wider than double (no wider reference to compute in);
-* every kernel within the README's bound ("Accuracy"): ULP_BOUND ulp of the correctly rounded result,
+* every kernel within the documented bound (docs/accuracy.md): ULP_BOUND ulp of the correctly rounded result,
   logsumexp in ulp of max(|result|, |row max|). Below the normal range the ulp is the smallest
-  subnormal, so a subnormal output is within 2 units of it (the README's 2 units of 2^-149 for
+  subnormal, so a subnormal output is within 2 units of it (the documented 2 units of 2^-149 for
   float32; float64 is held to the same); a true value beyond the largest finite number must give
   that infinity, and -inf must be exact. Each row is computed as a row and as a column (axis 0).
 """

@@ -451,3 +451,58 @@ def test_unaligned_input_and_out(op, dtype, isa):
                 out = np.zeros(vals.size * vals.itemsize + 1, np.uint8)[1:].view(dtype).reshape(shape)
                 assert oracle.check_call(op, x, axis=axis, out=out) is out
                 assert oracle.check_call(op, vals.copy(), axis=axis, out=out) is out
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection: topk_softmax and sample against the specification (_fallback.topk_softmax_rows / sample_rows)
+
+_SPECIAL = st.sampled_from([0.0, -0.0, -np.inf, 1e30, -1e30, 88.0, -88.0, 1e-40, 3.0, 3.0])
+
+
+@st.composite
+def logit_rows(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rows, n = draw(st.integers(1, 4)), draw(st.integers(1, 300))
+    scale = draw(st.sampled_from([0.0, 0.01, 1.0, 10.0, 100.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    x = (np.random.default_rng(seed).standard_normal((rows, n)) * scale).astype(dtype)
+    for _ in range(draw(st.integers(0, 6))):
+        x[draw(st.integers(0, rows - 1)), draw(st.integers(0, n - 1))] = draw(_SPECIAL)
+    if draw(st.booleans()):  # coarse values: many ties
+        x = np.round(x)
+    return x
+
+
+@scaled(1.0)
+@given(x=logit_rows(), data=st.data())
+def test_selection_matches_specification(x, data):
+    from fastsoftmax import _fallback
+    rows, n = x.shape
+    finite = np.isfinite(x.max(axis=-1)).all()
+    k = data.draw(st.integers(1, n))
+    if not finite:
+        with pytest.raises(ValueError):
+            fastsoftmax.topk_softmax(x, k)
+        with pytest.raises(ValueError):
+            fastsoftmax.sample(x, rng=0)
+        return
+    p, i = fastsoftmax.topk_softmax(x, k)
+    pe, ie = _fallback.topk_softmax_rows(x, k)
+    np.testing.assert_array_equal(i, ie)
+    assert _reference.ulp_error(p, pe.astype(np.longdouble)) <= 1.0
+    top_k = data.draw(st.one_of(st.none(), st.integers(1, n + 3)))
+    top_p = data.draw(st.one_of(st.none(), st.floats(0.01, 1.0)))
+    min_p = data.draw(st.one_of(st.none(), st.floats(0.0, 1.0)))
+    t = data.draw(st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+    got = fastsoftmax.sample(x, temperature=t, top_k=top_k, top_p=top_p, min_p=min_p, rng=11)
+    if t == 0:
+        np.testing.assert_array_equal(got, np.argmax(x, axis=-1))
+        return
+    z = x / x.dtype.type(t) if t != 1 else x
+    if not np.isfinite(z.max(axis=-1)).all():
+        return  # x / t overflowed: sample raised for that (checked by test_select)
+    probs = fastsoftmax.softmax(z, axis=-1)
+    u = np.random.default_rng(11).random(rows)
+    kk = top_k if top_k is not None and top_k < n else 0
+    want = _fallback.sample_rows(probs, kk, 1.0 if top_p is None else top_p, 0.0 if min_p is None else min_p, u)
+    np.testing.assert_array_equal(got, want)

@@ -35,7 +35,7 @@ def test_stubtest(tmp_path):
     # source, whose own typing is not what this test is about; Dask is an optional dependency.
     (tmp_path / "mypy.ini").write_text(
         "[mypy]\n\n"
-        "[mypy-fastsoftmax._fallback,fastsoftmax.__main__,fastsoftmax.dask]\n"
+        "[mypy-fastsoftmax._fallback,fastsoftmax._select,fastsoftmax.__main__,fastsoftmax.dask]\n"
         "ignore_errors = True\n\n"
         "[mypy-dask.*,distributed.*]\nignore_missing_imports = True\n")
     allow = ["fastsoftmax._core.__test__",  # Cython's dict of docstrings for doctest; not API
@@ -80,7 +80,12 @@ def test_public_api_types_check(tmp_path):
         assert_type(_core.default_threads(), int)
         assert_type(_core.current_isa(), str)
         fastsoftmax.show_config()
+        probs, idx = fastsoftmax.topk_softmax(x32, 2, axis=0, temperature=0.5)
+        assert_type(idx, NDArray[np.int64])
+        assert_type(fastsoftmax.sample(x32, top_k=2, top_p=0.9, min_p=0.05, rng=np.random.default_rng(0)),
+                    NDArray[np.int64] | np.int64)
 
+        fastsoftmax.sample(x32, top_p="0.9")  # type: ignore[arg-type]
         fastsoftmax.softmax(x32, threads="2")  # type: ignore[call-overload]
         fastsoftmax.set_isa(2)  # type: ignore[arg-type]
         fastsoftmax.softmax(x32, -1, None)  # type: ignore[call-overload]

@@ -173,6 +173,12 @@ def targets_markdown(data):
     if data.get("half_targets"):
         from . import half
         text += "\n\n" + half.markdown(data["half_targets"], isa, (data_avx2 or {}).get("half_targets"))
+    if data.get("issue15_targets"):
+        from . import issue15
+        text += "\n\n" + issue15.markdown(data["issue15_targets"], isa, (data_avx2 or {}).get("issue15_targets"))
+    if data.get("sampling_targets"):
+        from . import sampling
+        text += "\n\n" + sampling.markdown(data["sampling_targets"], isa)
     return text
 
 

@@ -17,7 +17,7 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx2
-#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 x_rr2_t16_p7 (gathered table, x2)"
 #define VD_N 4
 #define VF_N 8
 typedef __m256d vd;
@@ -63,7 +63,34 @@ FSM_TARGET static inline double vd_hmax(vd a)
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
 }
 FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)); }
+/* float64 table kernels: the 16-entry table 2^(j/16), indexed by the low 4 bits of t */
+FSM_TARGET static inline vd vd_min(vd a, vd b) { return _mm256_min_pd(a, b); }
+FSM_TARGET static inline double vd_hmin(vd a)
+{
+    __m128d s = _mm_min_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)));
+}
+FSM_TARGET static inline vd vd_floor(vd a) { return _mm256_floor_pd(a); }
+FSM_TARGET static inline vd vd_table16(const double *tab, vd t)
+{
+    __m256i j = _mm256_and_si256(_mm256_castpd_si256(t), _mm256_set1_epi64x(15));
+    return _mm256_i64gather_pd(tab, j, 8);
+}
+FSM_TARGET static inline vd vd_pow2_bits4(vd t)
+{
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_srli_epi64(_mm256_castpd_si256(t), 4), 52));
+}
+FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ))); }
+FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ))); }
+FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_EQ_OQ)); }
+FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm256_and_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ), v); }
+/* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */
+FSM_TARGET static inline void vf_stream(float *p, vf a) { _mm256_stream_ps(p, a); }
+FSM_TARGET static inline void vd_stream(double *p, vd a) { _mm256_stream_pd(p, a); }
+FSM_TARGET static inline void fsm_sfence(void) { _mm_sfence(); }
 /* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
+FSM_TARGET static inline __m256i lanes4q_below(int64_t r);
+FSM_TARGET static inline vd vd_keep_first(vd a, int64_t r) { return _mm256_and_pd(_mm256_castsi256_pd(lanes4q_below(r)), a); }
 FSM_TARGET static inline __m128i lanes4_below(int64_t r) { return _mm_cmpgt_epi32(_mm_set1_epi32((int)r), _mm_setr_epi32(0, 1, 2, 3)); }
 FSM_TARGET static inline vd vd_load_f32_part(const float *p, int64_t r, double fill)
 {

@@ -22,7 +22,7 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx512
-#define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 2sum_rr2_p11 (x2)"
+#define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 x_rr2_t16_p7 (vpermt2pd table, x2)"
 #define VD_N 8
 #define VF_N 16
 typedef __m512d vd;
@@ -59,6 +59,27 @@ FSM_TARGET static inline int vd_nanflag_any(vd_nanflag f) { return f != 0; }
 FSM_TARGET static inline double vd_hsum(vd a) { return _mm512_reduce_add_pd(a); }
 FSM_TARGET static inline double vd_hmax(vd a) { return _mm512_reduce_max_pd(a); }
 FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52)); }
+/* float64 table kernels: the 16-entry table 2^(j/16) in two registers, indexed by the low 4 bits of t */
+FSM_TARGET static inline vd vd_min(vd a, vd b) { return _mm512_min_pd(a, b); }
+FSM_TARGET static inline double vd_hmin(vd a) { return _mm512_reduce_min_pd(a); }
+FSM_TARGET static inline vd vd_floor(vd a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+FSM_TARGET static inline vd vd_table16(const double *tab, vd t)
+{
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(tab), _mm512_castpd_si512(t), _mm512_loadu_pd(tab + 8));
+}
+FSM_TARGET static inline vd vd_pow2_bits4(vd t)
+{
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_srli_epi64(_mm512_castpd_si512(t), 4), 52));
+}
+FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)); }
+FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ)); }
+FSM_TARGET static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ), y, x); }
+FSM_TARGET static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ), v); }
+/* non-temporal stores (p aligned to the vector) and the fence that orders them before later stores */
+FSM_TARGET static inline void vf_stream(float *p, vf a) { _mm512_stream_ps(p, a); }
+FSM_TARGET static inline void vd_stream(double *p, vd a) { _mm512_stream_pd(p, a); }
+FSM_TARGET static inline void fsm_sfence(void) { _mm_sfence(); }
+FSM_TARGET static inline vd vd_keep_first(vd a, int64_t r) { return _mm512_maskz_mov_pd((__mmask8)((1u << r) - 1), a); }
 /* Partial vectors for tails: lanes k < r are loaded / stored, the others read as `fill`. */
 /* 8 floats through 16-lane masked operations (AVX-512F has no 256-bit masked loads without VL). */
 FSM_TARGET static inline vd vd_load_f32_part(const float *p, int64_t r, double fill)

@@ -11,7 +11,7 @@
 
 #define FSM_TARGET
 #define FSM_ISA portable
-#define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 2sum_rr2_p11"
+#define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 x_rr2_t16_p7"
 #define VD_N 1
 #define VF_N 1
 typedef double vd;
@@ -46,6 +46,33 @@ static inline vd vd_pow2_bits(vd t)
     memcpy(&t, &u, sizeof t);
     return t;
 }
+/* float64 table kernels: the 16-entry table 2^(j/16), indexed by the low 4 bits of t */
+static inline vd vd_min(vd a, vd b) { return b < a ? b : a; }
+static inline double vd_hmin(vd a) { return a; }
+static inline vd vd_floor(vd a) { return floor(a); }
+static inline vd vd_table16(const double *tab, vd t)
+{
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    return tab[u & 15];
+}
+static inline vd vd_pow2_bits4(vd t)
+{
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    u = (u >> 4) << 52;
+    memcpy(&t, &u, sizeof t);
+    return t;
+}
+static inline int vd_count_eq(vd a, vd b) { return a == b; }
+static inline int vd_count_ne(vd a, vd b) { return a != b; }
+static inline vd vd_select_eq(vd a, vd b, vd x, vd y) { return a == b ? x : y; }
+static inline vd vd_zero_if_eq(vd v, vd a, vd b) { return a != b ? v : 0.0; }
+/* no non-temporal stores in plain C: the out-of-cache path's copy is a plain one */
+static inline void vf_stream(float *p, vf a) { *p = a; }
+static inline void vd_stream(double *p, vd a) { *p = a; }
+static inline void fsm_sfence(void) {}
+static inline vd vd_keep_first(vd a, int64_t r) { return r > 0 ? a : 0.0; }
 /* One lane: a tail never happens (r is always 1), these only complete the vocabulary. */
 static inline vd vd_load_f32_part(const float *p, int64_t r, double fill) { return r > 0 ? (double)*p : fill; }
 static inline void vd_store_f32_part(float *p, vd a, int64_t r) { if (r > 0) *p = (float)a; }

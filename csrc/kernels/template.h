@@ -68,20 +68,48 @@
  * so that the residuals stay normal. (x - m) - log1p(S') is formed in double (x - m exact in
  * double): measured <= 0.65 ulp.
  *
- * exp for float64 data ("2sum_rr2_p11"):
- *   d, err = TwoSum(x, -m)            x - m == d + err exactly
- *   d  = max(d, -1077 ln2), err = 0 there (and for -inf): below, 2^(n+54) is +0 and e = 0 exactly
- *   t  = d*log2(e) + (0x1.8p52+1077)  magic-bias rounding (as for float32, in double): n = t - that,
- *                                     bits(t) << 52 = 2^(n+54), normal down to the subnormal range
- *   r_hi = d - n*LN2_HI               exact (Cody-Waite: n*LN2_HI exact, Sterbenz)
- *   t2 = err - n*LN2_LO               tiny, its rounding is below 2^-85
- *   r, r_lo = Fast2Sum(r_hi, t2)      the reduced argument as a double-double
- *   b  = r_lo + r^2 q(r)              q: degree 9, |r^2 (q - q*)| < 2^-56
- *   h, l = Fast2Sum(1, r)             1 + r exactly
- *   p  = h + (l + b)                  one rounding at the end
- *   e  = p * 2^(n+54) * 2^-54         last product rounds once into the subnormal range
- * The log ops sum p * 2^(n+54) and scale the sum once: exps below 2^-1022 are not rounded to the
- * subnormal grid before they are added (that cost 41 ulp on [0, -713 x 1000]).
+ * float64 data stays in double lanes ("x_rr2_t16_p7": exp of x itself, a 16-entry table, degree 7).
+ * Per row (or column) with maximum m:
+ *   c  = m if |m| > 2^40 else 0       the shift, exact wherever it matters (as for float32: Sterbenz)
+ *   K16 = round((m - c) 16 log2 e),  Kq = floor(K16 / 16)   the row's scale is 2^-Kq
+ *   d  = x - c, clamped below at (Kq - bias + 1/2) ln 2 (careful path, below)
+ *   t  = d*16log2e + (0x1.8p52 + 16 (bias - Kq))   magic-bias rounding: t = magic + k, k = round(16 d log2 e);
+ *                                     the low 4 bits of t are j = k mod 16, bits(t) >> 4 << 52 is
+ *                                     2^(floor(k/16) - Kq + bias - 1023)
+ *   r  = fma(k, -ln2_hi/16, d)        exact: ln2_hi = ln 2 rounded to double, so k ln2_hi/16 is a multiple
+ *                                     of 2^-57, and so is d once |d| >= 1/2; for smaller |d|, r is a multiple
+ *                                     of min(2^-57, ulp(d)) and below 2^53 of that (k = 0: r = d)
+ *   r  = fma(k, -ln2_lo/16, r)        rounding error <= 2^-53 |r| <= 2^-58.5 (absolute, so relative in e)
+ *   p  = r + c2 r^2 + ... + c7 r^7    e^r - 1, Horner, double coefficients fitted for relative error
+ *                                     (scripts/fit_exp_f64.py): 2^-65.2 on |r| <= ln2/32; its last fma
+ *                                     rounds once relative to |p| <= 0.022 (2^-58.5 of e)
+ *   u  = fma(T_hi[j], p, T_lo[j])     2^(j/16) = T_hi + T_lo (T_lo < 2^-53 T_hi, T_lo p dropped: 2^-59.5);
+ *                                     |u| < 0.05, rounded: 2^-57.5 of e
+ *   e  = (T_hi + u) * 2^(floor(k/16) - Kq)   rounded once (0.5 ulp), the power of two exact;
+ *                                     e = exp(x - m) * unit, unit = exp(m - c - Kq ln 2) in [0.97, 2.05]
+ * No rounding of x - m enters e (d = x, or x - m exact), so the TwoSum of x - m the float64 kernels
+ * carried before is gone. The errors before e's own rounding add up to < 2^-55.8 of e (0.14 ulp of a
+ * double near 2): e carries <= 0.64 ulp, the normalisation 0.5 ulp more (same split as float32:
+ * y = fma(e, c_hi, e*c_lo), c = 1/S a double-double from the long double row sum), so softmax is
+ * bounded by ~1.8 ulp and measured <= 1.62 ulp (tests/test_accuracy.py, every ISA).
+ * Fast path (softmax rows whose minimum, taken in the max pass, is >= m - 707): bias 1023, no clamp:
+ * every 2^(floor(k/16) - Kq) is normal. Careful path (smaller minima, -inf elements, columns, the log
+ * ops): bias 1077, so the power of two is 2^(... + 54), normal down to the clamp, where bits(t) >> 4 is
+ * 0 and e is +0 exactly (exp(x - m) < 2^-1075.9 there: the output rounds to +0); softmax's stored exp
+ * is then (T_hi + u) * 2^(... + 54) * 2^-54, whose last product rounds once more where it is subnormal
+ * (within 1 unit of 2^-1074 plus the relative error above).
+ * Sums. Softmax: the stored exps by Fast2Sum from B = 4 > every e (the float32 argument: s + c is the
+ * exact sum up to c's own roundings, ~2^-80 of s for 8192 steps; no flush needed in double), then the
+ * lanes folded with TwoSum. The max elements, as for float32: their stored exp e(m) is unit rounded, so
+ * unit is kept as a double-double (unit_hi = e(m), unit_lo = the exact residual of T_hi + u at x = m,
+ * Fast2Sum), the sum adds n_max * unit_lo, and the scale pass writes their outputs as unit * c rounded
+ * once: one element gives exactly 1, k equal maxima 1/k. unit itself carries the reduction/polynomial
+ * errors above (< 2^-55.8), common to the block: it cancels within a block and enters only the merge of
+ * blocks of a long row. Log ops: each exp is kept unrounded as its two pieces, T_hi * 2^(...+54)
+ * (exact, summed with TwoSum) and u * 2^(...+54) (< 0.05 of the term, plain sum), without the elements
+ * equal to m, and the sums are scaled by 2^-54 once: exps below 2^-1022 are not rounded to the
+ * subnormal grid before they are added. Measured <= 0.76 ulp (log_softmax: its last pass, below, adds up
+ * to 0.5 ulp of its own; 0.54 with the two TwoSums it replaced), 0.50 (logsumexp).
  *
  * Tails (n not a multiple of the vector) run the same vector code on a partial vector (masked load
  * and store) padded with -inf (exp gives 0, never equal to a finite max; the float32 kernels pad
@@ -103,11 +131,6 @@
 #define FSM_STR2(a) #a
 #define FSM_STR(a) FSM_STR2(a)
 
-#define LOG2E 0x1.71547652b82fep+0
-#define LN2_HI 0x1.62e42fee00000p-1
-#define LN2_LO 0x1.a39ef35793c76p-33
-#define MAGIC64 (0x1.8p52 + 1077.0)
-#define EXP64_LO (-0x1.75427f6acad6fp+9) /* -1077 ln 2: n + 1077 = 0 makes 2^(n+54) exactly +0 */
 
 /* ---- the two exponentials ---- */
 
@@ -236,7 +259,7 @@ FSM_TARGET static inline void col_sum_store(double *sum, vd d0, vd d1)
 /* The statistics of a row that pass 1 skips (its max is not finite). */
 FSM_TARGET static inline void acc_clear(fsm_acc *a)
 {
-    a->sum = a->sum_lo = a->n_max = a->e_min = a->e_max = 0.0;
+    a->sum = a->sum_lo = a->n_max = a->e_min = a->e_max = a->unit_lo = 0.0;
     a->unit = 1.0;
 }
 
@@ -289,44 +312,104 @@ FSM_TARGET static inline vf scale_careful_f32(vf e, vf hi64, vf lo64, vf thr, vf
     return vf_select_eq(e_in, e_max, y_max, vf_select_lt(z, zmin, subnormal, normal));
 }
 
-/* exp(x - m) * 2^54 for float64, x - m carried exactly; also returns d = fl(x - m) for the max test.
-   The 2^54 keeps every value normal: sums of exps that are subnormal are formed before one final
-   scaling (log ops), instead of adding values already rounded to the subnormal grid. */
-FSM_TARGET static inline vd exp_for_f64_x2p54(vd x, vd vm, vd vnegm, vd *d_out)
+/* ---- float64 in double lanes ("x_rr2_t16_p7", see the header): the exp, its sums, the max elements ---- */
+
+#define F64_LOG2E16 0x1.71547652b82fep+4   /* 16 log2 e */
+#define F64_LN2HI16 0x1.62e42fefa39efp-5   /* ln 2 rounded to double, / 16 (exact): a multiple of 2^-57 */
+#define F64_LN2LO16 0x1.abc9e3b39803fp-60  /* (ln 2 - the above * 16) / 16, rounded */
+#define F64_MAGIC 0x1.8p52
+#define F64_SHIFT_ABOVE 0x1p40   /* |m| above this: reduce x - m (exact by Sterbenz) instead of x */
+#define F64_BIAS 1023.0          /* fast path: bits(t) >> 4 << 52 is 2^(k - K) itself, always normal */
+#define F64_BIAS_CAREFUL 1077.0  /* careful path: 2^(k - K + 54), +0 at the clamp; the product with 2^-54 rounds once */
+#define F64_FAST_RANGE 707.0     /* softmax rows with min >= m - this take the fast path */
+#define F64_CSUM_B 4.0           /* start of each compensated lane: above every stored exp (< 2.05) */
+
+/* 2^(j/16) = hi + lo, j = 0..15: hi rounded to double, lo the rest rounded (|lo| < 2^-53 hi) */
+static const double f64_t16_hi[16] = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+static const double f64_t16_lo[16] = {
+    0x0.0p+0, 0x1.8a62e4adc610bp-54, -0x1.19041b9d78a76p-55, 0x1.9b07eb6c70573p-54,
+    0x1.6f46ad23182e4p-55, 0x1.ada0911f09ebcp-55, 0x1.d4397afec42e2p-56, 0x1.6324c054647adp-54,
+    -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
+    0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55, -0x1.e9c23179c2893p-54};
+
+/* Per-lane constants from the maximum vm (every lane its own row or column): the shift c, the clamp
+   lo (d below it gives e = +0 exactly: bits(t) >> 4 is then 0) and the magic number that makes
+   bits(t) >> 4 the biased exponent of 2^(k - K) (k = round(16 d log2 e), K = 16 floor(K16 / 16)). */
+FSM_TARGET static inline void f64_lane_consts(vd vm, double bias, vd *vc, vd *vlo, vd *vmagic)
 {
-    vd d = vd_sub(x, vm);
-    vd z = vd_sub(d, x);
-    vd err = vd_add(vd_sub(x, vd_sub(d, z)), vd_sub(vnegm, z));
-    *d_out = d;
-    err = vd_keep_if_gt(err, d, vd_set1(EXP64_LO));
-    d = vd_clamp_lo(vd_set1(EXP64_LO), d);
-    vd t = vd_fma(d, vd_set1(LOG2E), vd_set1(MAGIC64));
-    vd n = vd_sub(t, vd_set1(MAGIC64));
-    vd r_hi = vd_fma(n, vd_set1(-LN2_HI), d);
-    vd t2 = vd_fma(n, vd_set1(-LN2_LO), err);
-    vd r = vd_add(r_hi, t2);
-    vd r_lo = vd_sub(t2, vd_sub(r, r_hi));
-    vd q = vd_fma(vd_set1(0x1.af38a71a18cb9p-26), r, vd_set1(0x1.2891834686c7ep-22));
-    q = vd_fma(q, r, vd_set1(0x1.71de0daf7a6ccp-19));
-    q = vd_fma(q, r, vd_set1(0x1.a019b90eefe8ep-16));
-    q = vd_fma(q, r, vd_set1(0x1.a01a01a7c3d59p-13));
-    q = vd_fma(q, r, vd_set1(0x1.6c16c1788b646p-10));
-    q = vd_fma(q, r, vd_set1(0x1.11111111109b4p-7));
-    q = vd_fma(q, r, vd_set1(0x1.5555555553d64p-5));
-    q = vd_fma(q, r, vd_set1(0x1.5555555555556p-3));
-    q = vd_fma(q, r, vd_set1(0x1.0000000000001p-1));
-    vd b = vd_fma(vd_mul(r, r), q, r_lo);
-    vd one = vd_set1(1.0);
-    vd h = vd_add(one, r);
-    vd l = vd_add(vd_sub(one, h), r);
-    vd p = vd_add(h, vd_add(l, b));
-    return vd_mul(p, vd_pow2_bits(t));
+    const vd zero = vd_set1(0.0), above = vd_set1(F64_SHIFT_ABOVE);
+    vd c = vd_add(vd_keep_if_gt(vm, vm, above), vd_keep_if_gt(vm, vd_sub(zero, vm), above));
+    vd d = vd_sub(vm, c);
+    vd K16 = vd_sub(vd_fma(d, vd_set1(F64_LOG2E16), vd_set1(F64_MAGIC)), vd_set1(F64_MAGIC));
+    vd Kq = vd_floor(vd_mul(K16, vd_set1(0.0625)));          /* the row's exponent, K16 = 16 Kq + j_m */
+    *vc = c;
+    *vlo = vd_mul(vd_add(Kq, vd_set1(0.5 - bias)), vd_set1(F64_LN2HI16 * 16.0));  /* k - 16 Kq ~ 8 - 16 bias */
+    *vmagic = vd_add(vd_set1(F64_MAGIC), vd_mul(vd_sub(vd_set1(bias), Kq), vd_set1(16.0)));
 }
 
-/* exp(x - m) for float64: the last product rounds once, into the subnormal range if need be. */
-FSM_TARGET static inline vd exp_for_f64(vd x, vd vm, vd vnegm, vd *d_out)
+/* exp(x - m) * unit as two pieces and a power of two: the value is (th + u) * scale, with th the
+   table's hi entry (exact), u = th * (e^r - 1) + tlo (rounded, |u| < 0.05 th). shift = 0: the caller
+   knows c = 0; clamp = 0: the caller knows every x is above m - F64_FAST_RANGE (no clamp needed). */
+typedef struct { vd th, u, scale; } f64_exp_parts;
+
+FSM_TARGET static inline f64_exp_parts exp_f64_parts(vd x, vd vc, vd vlo, vd vmagic, const int shift, const int clamp)
 {
-    return vd_mul(exp_for_f64_x2p54(x, vm, vnegm, d_out), vd_set1(0x1p-54));
+    f64_exp_parts e;
+    vd d = shift ? vd_sub(x, vc) : x;
+    if (clamp) d = vd_clamp_lo(vlo, d);
+    vd t = vd_fma(d, vd_set1(F64_LOG2E16), vmagic);
+    vd k = vd_sub(t, vmagic);
+    vd r = vd_fma(k, vd_set1(-F64_LN2HI16), d);  /* exact */
+    r = vd_fma(k, vd_set1(-F64_LN2LO16), r);
+    vd q = vd_fma(vd_set1(0x1.a019c0858c562p-13), r, vd_set1(0x1.6c18416260c38p-10));
+    q = vd_fma(q, r, vd_set1(0x1.11111111d71f1p-7));
+    q = vd_fma(q, r, vd_set1(0x1.555555547f8b1p-5));
+    q = vd_fma(q, r, vd_set1(0x1.555555555554bp-3));
+    q = vd_fma(q, r, vd_set1(0x1.0000000000004p-1));
+    vd pm1 = vd_fma(vd_mul(r, r), q, r);           /* e^r - 1 */
+    e.th = vd_table16(f64_t16_hi, t);
+    e.u = vd_fma(e.th, pm1, vd_table16(f64_t16_lo, t));
+    e.scale = vd_pow2_bits4(t);
+    return e;
+}
+
+/* The stored exp of softmax: (th + u) rounded once, times 2^(k - K) (fast) or 2^(k - K + 54) * 2^-54,
+   whose last product rounds once more where the result is subnormal (careful). */
+FSM_TARGET static inline vd exp_f64_store(vd x, vd vc, vd vlo, vd vmagic, const int shift, const int careful)
+{
+    f64_exp_parts e = exp_f64_parts(x, vc, vlo, vmagic, shift, careful);
+    vd v = vd_mul(vd_add(e.th, e.u), e.scale);
+    return careful ? vd_mul(v, vd_set1(0x1p-54)) : v;
+}
+
+/* unit per lane as a double-double: the exact sum of the pieces of the max itself, th + u; hi is
+   also the stored exp of the max elements (e_max). */
+FSM_TARGET static inline void f64_units(vd vm, vd vc, vd vlo, vd vmagic, double *hi, double *lo)
+{
+    f64_exp_parts e = exp_f64_parts(vm, vc, vlo, vmagic, 1, 1);
+    vd h = vd_add(e.th, e.u);
+    vd_store(hi, h);
+    vd_store(lo, vd_add(vd_sub(e.th, h), e.u));  /* Fast2Sum: |th| > |u| */
+}
+
+/* s + c += e, exact for each lane while s >= e: s starts at F64_CSUM_B, above every stored exp. */
+FSM_TARGET static inline void acc_fast2sum(vd *s, vd *c, vd e)
+{
+    vd t = vd_add(*s, e);
+    *c = vd_add(*c, vd_sub(e, vd_sub(t, *s)));
+    *s = t;
+}
+
+/* The output of the max elements, unit * (c_hi + c_lo) rounded once (double-double product). */
+FSM_TARGET static inline double f64_y_max(const fsm_acc *a, double c_hi, double c_lo)
+{
+    double p = a->unit * c_hi;
+    double err = fma(a->unit, c_hi, -p);
+    return p + (err + (a->unit * c_lo + a->unit_lo * c_hi));
 }
 
 /* s + c += e, error-free (TwoSum), lane-wise. */
@@ -397,23 +480,29 @@ FSM_TARGET static inline float max_one_f32(const float *x, int64_t n, float *mn,
     return vf_hmax(vf_max(vf_max(a0, a1), vf_max(a2, a3)));
 }
 
-FSM_TARGET static inline double max_one_f64(const double *x, int64_t n)
+FSM_TARGET static inline double max_one_f64(const double *x, int64_t n, double *mn, const int want_min)
 {
     vd a0 = vd_set1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
+    vd b0 = vd_set1(INFINITY), b1 = b0, b2 = b0, b3 = b0;
     vd_nanflag nan = vd_nanflag_init();
     int64_t i = 0;
     for (; i + 4 * VD_N <= n; i += 4 * VD_N) {
         vd v0 = vd_load(x + i), v1 = vd_load(x + i + VD_N);
         vd v2 = vd_load(x + i + 2 * VD_N), v3 = vd_load(x + i + 3 * VD_N);
         a0 = vd_max(a0, v0); a1 = vd_max(a1, v1); a2 = vd_max(a2, v2); a3 = vd_max(a3, v3);
+        if (want_min) {
+            b0 = vd_min(b0, v0); b1 = vd_min(b1, v1); b2 = vd_min(b2, v2); b3 = vd_min(b3, v3);
+        }
         nan = vd_nanflag_update(nan, v0, v1);
         nan = vd_nanflag_update(nan, v2, v3);
     }
     for (; i < n; i += VD_N) {
         vd v = n - i >= VD_N ? vd_load(x + i) : vd_load_part(x + i, n - i, -INFINITY);
         a0 = vd_max(a0, v);
+        if (want_min) b0 = vd_min(b0, n - i >= VD_N ? v : vd_load_part(x + i, n - i, INFINITY));
         nan = vd_nanflag_update(nan, v, v);
     }
+    if (want_min) *mn = vd_hmin(vd_min(vd_min(b0, b1), vd_min(b2, b3)));
     if (vd_nanflag_any(nan)) return NAN;
     return vd_hmax(vd_max(vd_max(a0, a1), vd_max(a2, a3)));
 }
@@ -428,8 +517,10 @@ FSM_TARGET static void KNAME(max_rows_f32)(const float *x, int64_t rows, int64_t
 
 FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m, double *mn)
 {
-    (void)mn;
-    for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n);
+    if (mn)
+        for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n, &mn[r], 1);
+    else
+        for (int64_t r = 0; r < rows; r++) m[r] = max_one_f64(x + r * n, n, NULL, 0);
 }
 
 /* Per-row constants of the float32 softmax pass, computed VF_N rows at a time (the lane layout of
@@ -579,33 +670,106 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t ro
     }
 }
 
+/* One row of expsum_store_rows_f64 (m finite); shift, careful as in exp_f64_store. */
+FSM_TARGET static inline void expsum_store_row_f64(const double *x, double *y, int64_t n, double m, fsm_acc *a,
+                                                   const int shift, const int careful)
+{
+    vd vc, vlo, vmg;
+    f64_lane_consts(vd_set1(m), careful ? F64_BIAS_CAREFUL : F64_BIAS, &vc, &vlo, &vmg);
+    const vd vm = vd_set1(m), B = vd_set1(F64_CSUM_B);
+    vd s0 = B, s1 = B, c0 = vd_set1(0.0), c1 = c0;
+    int64_t i = 0, n_max = 0;
+    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+        vd x0 = vd_load(x + i), x1 = vd_load(x + i + VD_N);
+        vd e0 = exp_f64_store(x0, vc, vlo, vmg, shift, careful);
+        vd e1 = exp_f64_store(x1, vc, vlo, vmg, shift, careful);
+        vd_store(y + i, e0);
+        vd_store(y + i + VD_N, e1);
+        n_max += vd_count_eq(x0, vm) + vd_count_eq(x1, vm);
+        acc_fast2sum(&s0, &c0, e0);
+        acc_fast2sum(&s1, &c1, e1);
+    }
+    /* tail: the missing lanes read m (finite on either path) and add 0 */
+    for (; i < n; i += VD_N) {
+        int64_t r = n - i < VD_N ? n - i : VD_N;
+        vd xv = vd_load_part(x + i, r, m);
+        vd e = exp_f64_store(xv, vc, vlo, vmg, shift, careful);
+        vd_store_part(y + i, e, r);
+        n_max += vd_count_eq(xv, vm) - (int)(VD_N - r);  /* the fill lanes equal m */
+        acc_fast2sum(&s1, &c1, vd_keep_first(e, r));
+    }
+    acc_fold(a, vd_sub(s0, B), c0);  /* s - B is exact (s >= B, both multiples of ulp(B)) */
+    acc_fold(a, vd_sub(s1, B), c1);
+    double uh[VD_N], ul[VD_N];
+    f64_units(vm, vc, vlo, vmg, uh, ul);
+    /* The max elements enter the sum with the unrounded unit (their stored exp is unit's hi part), and
+       the scale pass writes their outputs as unit * c: a row of one element gives exactly 1. */
+    a->unit = a->e_max = uh[0];
+    a->unit_lo = ul[0];
+    a->sum_lo += (double)n_max * ul[0];
+}
+
+/* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0).
+   mn: the rows' minima; a row whose min is within F64_FAST_RANGE of its max takes the fast path. */
 FSM_TARGET static void KNAME(expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n,
                                                     const double *m, const double *mn, fsm_acc *acc)
 {
-    (void)mn;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
-        acc_clear(&acc[row]);
+        fsm_acc *a = &acc[row];
+        acc_clear(a);
         if (!isfinite(m[row])) continue;
-        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
-        vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, d;
-        int64_t i = 0;
-        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-            vd e0 = exp_for_f64(vd_load(x + i), vm, vnegm, &d);
-            vd e1 = exp_for_f64(vd_load(x + i + VD_N), vm, vnegm, &d);
-            vd_store(y + i, e0);
-            vd_store(y + i + VD_N, e1);
-            acc_2sum(&s0, &c0, e0);
-            acc_2sum(&s1, &c1, e1);
-        }
-        for (; i < n; i += VD_N) {
-            int64_t r = n - i < VD_N ? n - i : VD_N;
-            vd e = exp_for_f64(vd_load_part(x + i, r, -INFINITY), vm, vnegm, &d);
-            vd_store_part(y + i, e, r);
-            acc_2sum(&s0, &c0, e);
-        }
-        acc_fold(&acc[row], s0, c0);
-        acc_fold(&acc[row], s1, c1);
+        const int careful = !(mn && mn[row] >= m[row] - F64_FAST_RANGE);  /* -inf elements too */
+        if (fabs(m[row]) > F64_SHIFT_ABOVE)
+            expsum_store_row_f64(x, y, n, m[row], a, 1, 1);
+        else if (careful)
+            expsum_store_row_f64(x, y, n, m[row], a, 0, 1);
+        else
+            expsum_store_row_f64(x, y, n, m[row], a, 0, 0);
     }
+}
+
+/*
+ * The sum of exp(x - m) * unit over the elements below m, the elements equal to m counted. The exps
+ * carry 2^54 (normal down to the clamp) and are summed unrounded: the table pieces th * scale (exact)
+ * with TwoSum, the small pieces u * scale (< 0.05 of each term) in plain adds; the sum is scaled by
+ * 2^-54 once at the end (exact unless the sum itself is subnormal).
+ */
+FSM_TARGET static inline void exclmax_step_f64(vd xv, vd vm, vd vc, vd vlo, vd vmg, vd *s, vd *c, vd *l,
+                                               const int shift)
+{
+    f64_exp_parts e = exp_f64_parts(xv, vc, vlo, vmg, shift, 1);
+    acc_2sum(s, c, vd_zero_if_eq(vd_mul(e.th, e.scale), xv, vm));
+    *l = vd_add(*l, vd_zero_if_eq(vd_mul(e.u, e.scale), xv, vm));
+}
+
+FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n, double m, fsm_acc *a, const int shift)
+{
+    vd vc, vlo, vmg;
+    f64_lane_consts(vd_set1(m), F64_BIAS_CAREFUL, &vc, &vlo, &vmg);
+    const vd vm = vd_set1(m);
+    vd s0 = vd_set1(0.0), c0 = s0, l0 = s0, s1 = s0, c1 = s0, l1 = s0;
+    int64_t i = 0, n_max, n_ne = 0;
+    for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+        vd x0 = vd_load(x + i), x1 = vd_load(x + i + VD_N);
+        exclmax_step_f64(x0, vm, vc, vlo, vmg, &s0, &c0, &l0, shift);
+        exclmax_step_f64(x1, vm, vc, vlo, vmg, &s1, &c1, &l1, shift);
+        n_ne += vd_count_ne(x0, vm) + vd_count_ne(x1, vm);  /* the masks' own compare (x is never NaN here) */
+    }
+    n_max = i - n_ne;
+    for (; i < n; i += VD_N) {  /* the fill lanes read -inf: clamped, their exp is +0 */
+        vd xv = vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY);
+        exclmax_step_f64(xv, vm, vc, vlo, vmg, &s0, &c0, &l0, shift);
+        n_max += vd_count_eq(xv, vm);
+    }
+    acc_fold(a, s0, vd_add(c0, l0));
+    acc_fold(a, s1, vd_add(c1, l1));
+    a->sum *= 0x1p-54;
+    a->sum_lo *= 0x1p-54;
+    a->n_max = (double)n_max;
+    double uh[VD_N], ul[VD_N];
+    f64_units(vm, vc, vlo, vmg, uh, ul);
+    a->unit = a->e_max = uh[0];
+    a->unit_lo = ul[0];
 }
 
 FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n,
@@ -614,26 +778,10 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
     for (int64_t row = 0; row < rows; row++, x += n) {
         acc_clear(&acc[row]);
         if (!isfinite(m[row])) continue;
-        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
-        vd s0 = vd_set1(0.0), c0 = s0, s1 = s0, c1 = s0, k0 = s0, d0, d1;
-        int64_t i = 0;
-        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
-            vd e0 = exp_for_f64_x2p54(vd_load(x + i), vm, vnegm, &d0);
-            vd e1 = exp_for_f64_x2p54(vd_load(x + i + VD_N), vm, vnegm, &d1);
-            acc_2sum(&s0, &c0, vd_keep_if_ne0(e0, d0));
-            acc_2sum(&s1, &c1, vd_keep_if_ne0(e1, d1));
-            k0 = vd_add(k0, vd_add(vd_one_if_eq0(d0), vd_one_if_eq0(d1)));
-        }
-        for (; i < n; i += VD_N) {
-            vd e = exp_for_f64_x2p54(vd_load_part(x + i, n - i < VD_N ? n - i : VD_N, -INFINITY), vm, vnegm, &d0);
-            acc_2sum(&s0, &c0, vd_keep_if_ne0(e, d0));
-            k0 = vd_add(k0, vd_one_if_eq0(d0));
-        }
-        acc_fold(&acc[row], s0, c0);
-        acc_fold(&acc[row], s1, c1);
-        acc[row].sum *= 0x1p-54;  /* exact unless the sum itself is subnormal */
-        acc[row].sum_lo *= 0x1p-54;
-        acc[row].n_max = vd_hsum(k0);
+        if (fabs(m[row]) > F64_SHIFT_ABOVE)
+            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 1);
+        else
+            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 0);
     }
 }
 
@@ -676,19 +824,28 @@ FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, 
     }
 }
 
+/* y = e * (c_hi + c_lo) = fma(e, c_hi, e * c_lo); the max elements (e == e_max) get unit * c. */
+FSM_TARGET static inline vd scale_f64(vd e, vd vhi, vd vlo, vd vemax, vd vymax)
+{
+    return vd_select_eq(e, vemax, vymax, vd_fma(e, vhi, vd_mul(e, vlo)));
+}
+
 FSM_TARGET static void KNAME(scale_rows_f64)(double *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
                                              const fsm_acc *acc)
 {
-    (void)acc;
     for (int64_t row = 0; row < rows; row++, y += n) {
         const vd vhi = vd_set1(c_hi[row]), vlo = vd_set1(c_lo[row]);
+        const vd vemax = vd_set1(acc[row].e_max), vymax = vd_set1(f64_y_max(&acc[row], c_hi[row], c_lo[row]));
         int64_t i = 0;
         for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
             vd a = vd_load(y + i), b = vd_load(y + i + VD_N);
-            vd_store(y + i, vd_fma(a, vhi, vd_mul(a, vlo)));
-            vd_store(y + i + VD_N, vd_fma(b, vhi, vd_mul(b, vlo)));
+            vd_store(y + i, scale_f64(a, vhi, vlo, vemax, vymax));
+            vd_store(y + i + VD_N, scale_f64(b, vhi, vlo, vemax, vymax));
         }
-        for (; i < n; i++) y[i] = fma(y[i], c_hi[row], y[i] * c_lo[row]);
+        for (; i < n; i += VD_N) {
+            int64_t r = n - i < VD_N ? n - i : VD_N;
+            vd_store_part(y + i, scale_f64(vd_load_part(y + i, r, 0.0), vhi, vlo, vemax, vymax), r);
+        }
     }
 }
 
@@ -707,30 +864,46 @@ FSM_TARGET static void KNAME(logshift_rows_f32)(const float *x, float *y, int64_
     }
 }
 
-/* y = (x - m) - L with both subtractions' errors carried (TwoSum), one rounding at the end. */
-FSM_TARGET static inline vd logshift_f64_one(vd x, vd vm, vd vnegm, vd vl, vd vnegl, vd vll)
+/*
+ * y = (x - m) - L = x - M with M = m + L a double-double per row (mh + ml: TwoSum of m and l_hi, then
+ * l_lo added to the error term, whose rounding is <= 2^-53 of min(L, ulp(mh)) and so of |y| >= L), and
+ * x - mh carried exactly (TwoSum): y = t + (err - ml), one rounding at the end (<= 1.25 ulp in all,
+ * 0.5 where x = m: y = -ml, the correctly rounded -L). The guard drops the correction where t is
+ * -inf (x = -inf, or an overflow): the NaN of inf - inf must not reach y.
+ */
+FSM_TARGET static inline void logshift_f64_consts(double m, double l_hi, double l_lo, double *mh, double *ml)
 {
-    vd d = vd_sub(x, vm);
-    vd z = vd_sub(d, x);
-    vd err = vd_add(vd_sub(x, vd_sub(d, z)), vd_sub(vnegm, z));
-    vd t = vd_sub(d, vl);
-    vd z2 = vd_sub(t, d);
-    vd err2 = vd_add(vd_sub(d, vd_sub(t, z2)), vd_sub(vnegl, z2));
-    vd corr = vd_sub(vd_add(err, err2), vll);
-    return vd_add(t, vd_keep_if_gt(corr, t, vd_set1(-HUGE_VAL)));
+    double s = m + l_hi, bp = s - m;
+    double e1 = (m - (s - bp)) + (l_hi - bp);
+    *mh = s;
+    *ml = isfinite(s) ? e1 + l_lo : 0.0;  /* M = +inf (scipy shifts by 0) or a NaN row: no correction */
+}
+
+FSM_TARGET static inline vd logshift_f64_one(vd x, vd vmh, vd vnegmh, vd vml)
+{
+    vd t = vd_sub(x, vmh);
+    vd z = vd_sub(t, x);
+    vd err = vd_add(vd_sub(x, vd_sub(t, z)), vd_sub(vnegmh, z));
+    return vd_add(t, vd_keep_if_gt(vd_sub(err, vml), t, vd_set1(-HUGE_VAL)));
 }
 
 FSM_TARGET static void KNAME(logshift_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
                                                 const double *l_hi, const double *l_lo)
 {
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
-        const vd vm = vd_set1(m[row]), vnegm = vd_set1(-m[row]);
-        const vd vl = vd_set1(l_hi[row]), vnegl = vd_set1(-l_hi[row]), vll = vd_set1(l_lo[row]);
+        double mh, ml;
+        logshift_f64_consts(m[row], l_hi[row], l_lo[row], &mh, &ml);
+        const vd vmh = vd_set1(mh), vnegmh = vd_set1(-mh), vml = vd_set1(ml);
         int64_t i = 0;
-        for (; i + VD_N <= n; i += VD_N)
-            vd_store(y + i, logshift_f64_one(vd_load(x + i), vm, vnegm, vl, vnegl, vll));
-        if (i < n)
-            vd_store_part(y + i, logshift_f64_one(vd_load_part(x + i, n - i, 0.0), vm, vnegm, vl, vnegl, vll), n - i);
+        for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
+            vd a = vd_load(x + i), b = vd_load(x + i + VD_N);
+            vd_store(y + i, logshift_f64_one(a, vmh, vnegmh, vml));
+            vd_store(y + i + VD_N, logshift_f64_one(b, vmh, vnegmh, vml));
+        }
+        for (; i < n; i += VD_N) {
+            int64_t r = n - i < VD_N ? n - i : VD_N;
+            vd_store_part(y + i, logshift_f64_one(vd_load_part(x + i, r, 0.0), vmh, vnegmh, vml), r);
+        }
     }
 }
 
@@ -804,6 +977,7 @@ FSM_TARGET static void KNAME(col_expsum_store_f32)(const float *x, float *y, int
         for (int l = 0; l < VF_N; l++) {
             fsm_acc *a = &acc[j + l];
             a->unit = lane_unit[l];
+            a->unit_lo = 0.0;
             a->sum = lane_sum[l] + (double)lane_k[l] * (a->unit - (double)lane_e_m[l]);
             a->sum_lo = a->n_max = 0.0;
             a->e_min = (double)lane_emin[l];
@@ -851,19 +1025,34 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f32)(const float *x, int64_t n, 
 FSM_TARGET static void KNAME(col_expsum_store_f64)(const double *x, double *y, int64_t n, int64_t ld, int64_t cols,
                                                    const double *m, fsm_acc *acc)
 {
-    double sum[VD_N], sum_lo[VD_N];
+    double uh[VD_N], ul[VD_N], kk[VD_N];
     for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load(m + j), vnegm = vd_sub(vd_set1(0.0), vm), s = vd_set1(0.0), c = s, d;
+        vd vm = vd_load(m + j), vc, vlo, vmg;  /* columns take the careful path (no minimum is taken) */
+        f64_lane_consts(vm, F64_BIAS_CAREFUL, &vc, &vlo, &vmg);
+        const vd B = vd_set1(F64_CSUM_B);
+        vd s = B, c = vd_set1(0.0), k = c;
         for (int64_t i = 0; i < n; i++) {
-            vd e = exp_for_f64(vd_load(x + i * ld + j), vm, vnegm, &d);
+            vd xv = vd_load(x + i * ld + j);
+            vd e = exp_f64_store(xv, vc, vlo, vmg, 1, 1);
             vd_store(y + i * ld + j, e);
-            acc_2sum(&s, &c, e);
+            k = vd_add(k, vd_one_if_eq0(vd_sub(xv, vm)));
+            acc_fast2sum(&s, &c, e);
         }
-        vd_store(sum, s);
-        vd_store(sum_lo, c);
+        f64_units(vm, vc, vlo, vmg, uh, ul);
+        vd_store(kk, k);
         for (int l = 0; l < VD_N; l++) {
-            acc_clear(&acc[j + l]);
-            acc[j + l].sum = sum[l], acc[j + l].sum_lo = sum_lo[l];
+            fsm_acc *a = &acc[j + l];
+            acc_clear(a);
+            a->unit = a->e_max = uh[l];
+            a->unit_lo = ul[l];
+        }
+        /* lane l of (s - B, c) into column j + l */
+        double ss[VD_N], cc[VD_N];
+        vd_store(ss, vd_sub(s, B));
+        vd_store(cc, c);
+        for (int l = 0; l < VD_N; l++) {
+            acc[j + l].sum = ss[l];
+            acc[j + l].sum_lo = cc[l] + kk[l] * ul[l];
         }
     }
 }
@@ -871,20 +1060,26 @@ FSM_TARGET static void KNAME(col_expsum_store_f64)(const double *x, double *y, i
 FSM_TARGET static void KNAME(col_expsum_exclmax_f64)(const double *x, int64_t n, int64_t ld, int64_t cols,
                                                      const double *m, fsm_acc *acc)
 {
-    double sum[VD_N], sum_lo[VD_N], n_max[VD_N];
+    double uh[VD_N], ul[VD_N], kk[VD_N], ss[VD_N], cc[VD_N];
     for (int64_t j = 0; j < cols; j += VD_N) {
-        vd vm = vd_load(m + j), vnegm = vd_sub(vd_set1(0.0), vm), s = vd_set1(0.0), c = s, k = s, d;
+        vd vm = vd_load(m + j), vc, vlo, vmg;
+        f64_lane_consts(vm, F64_BIAS_CAREFUL, &vc, &vlo, &vmg);
+        vd s = vd_set1(0.0), c = s, l = s, k = s;
         for (int64_t i = 0; i < n; i++) {
-            vd e = exp_for_f64_x2p54(vd_load(x + i * ld + j), vm, vnegm, &d);
-            acc_2sum(&s, &c, vd_keep_if_ne0(e, d));
-            k = vd_add(k, vd_one_if_eq0(d));
+            vd xv = vd_load(x + i * ld + j);
+            exclmax_step_f64(xv, vm, vc, vlo, vmg, &s, &c, &l, 1);
+            k = vd_add(k, vd_one_if_eq0(vd_sub(xv, vm)));
         }
-        vd_store(sum, vd_mul(s, vd_set1(0x1p-54)));
-        vd_store(sum_lo, vd_mul(c, vd_set1(0x1p-54)));
-        vd_store(n_max, k);
-        for (int l = 0; l < VD_N; l++) {
-            acc_clear(&acc[j + l]);
-            acc[j + l].sum = sum[l], acc[j + l].sum_lo = sum_lo[l], acc[j + l].n_max = n_max[l];
+        f64_units(vm, vc, vlo, vmg, uh, ul);
+        vd_store(ss, vd_mul(s, vd_set1(0x1p-54)));
+        vd_store(cc, vd_mul(vd_add(c, l), vd_set1(0x1p-54)));
+        vd_store(kk, k);
+        for (int q = 0; q < VD_N; q++) {
+            fsm_acc *a = &acc[j + q];
+            acc_clear(a);
+            a->sum = ss[q], a->sum_lo = cc[q], a->n_max = kk[q];
+            a->unit = a->e_max = uh[q];
+            a->unit_lo = ul[q];
         }
     }
 }
@@ -918,12 +1113,15 @@ FSM_TARGET static void KNAME(col_scale_f32)(const float *e, float *y, int64_t n,
 FSM_TARGET static void KNAME(col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
                                             int64_t cols, const double *c_hi, const double *c_lo, const fsm_acc *acc)
 {
-    (void)acc;
+    double emax[FSM_COLS_MAX], ymax[FSM_COLS_MAX];
+    for (int64_t j = 0; j < cols; j++) {
+        emax[j] = acc[j].e_max;
+        ymax[j] = f64_y_max(&acc[j], c_hi[j], c_lo[j]);
+    }
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < cols; j += VD_N) {
-            vd a = vd_load(e + i * ld_in + j);
-            vd_store(y + i * ld_out + j, vd_fma(a, vd_load(c_hi + j), vd_mul(a, vd_load(c_lo + j))));
-        }
+        for (int64_t j = 0; j < cols; j += VD_N)
+            vd_store(y + i * ld_out + j, scale_f64(vd_load(e + i * ld_in + j), vd_load(c_hi + j), vd_load(c_lo + j),
+                                                   vd_load(emax + j), vd_load(ymax + j)));
 }
 
 FSM_TARGET static void KNAME(col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out,
@@ -939,13 +1137,15 @@ FSM_TARGET static void KNAME(col_logshift_f32)(const float *x, float *y, int64_t
 FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
                                                int64_t cols, const double *m, const double *l_hi, const double *l_lo)
 {
-    const vd zero = vd_set1(0.0);
+    double mh[FSM_COLS_MAX], ml[FSM_COLS_MAX], negmh[FSM_COLS_MAX];
+    for (int64_t j = 0; j < cols; j++) {
+        logshift_f64_consts(m[j], l_hi[j], l_lo[j], &mh[j], &ml[j]);
+        negmh[j] = -mh[j];
+    }
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < cols; j += VD_N) {
-            vd vm = vd_load(m + j), vl = vd_load(l_hi + j);
-            vd vnegm = vd_sub(zero, vm), vnegl = vd_sub(zero, vl), vll = vd_load(l_lo + j);
-            vd_store(y + i * ld_out + j, logshift_f64_one(vd_load(x + i * ld_in + j), vm, vnegm, vl, vnegl, vll));
-        }
+        for (int64_t j = 0; j < cols; j += VD_N)
+            vd_store(y + i * ld_out + j, logshift_f64_one(vd_load(x + i * ld_in + j), vd_load(mh + j), vd_load(negmh + j),
+                                                          vd_load(ml + j)));
 }
 
 /* ---- the half types: float16 / bfloat16 rows widened to float32 and narrowed back ---- */
@@ -1074,6 +1274,38 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
     }
 }
 
+/* ---- the out-of-cache path: a cache-resident scratch copied to the output with non-temporal stores ---- */
+
+/* y[0..n) = s[0..n): plain stores up to y's first vector-aligned address and after the last full vector,
+   non-temporal ones between; then the fence (the stores are weakly ordered). y not aligned to its
+   element: plain copy. */
+FSM_TARGET static void KNAME(stream_f32)(const float *s, float *y, int64_t n)
+{
+    if ((uintptr_t)y % sizeof(float)) {
+        memcpy(y, s, (size_t)n * sizeof(float));
+        return;
+    }
+    int64_t i = head_to_align_f32(y, n);
+    memcpy(y, s, (size_t)i * sizeof(float));
+    for (; i + VF_N <= n; i += VF_N) vf_stream(y + i, vf_load(s + i));
+    memcpy(y + i, s + i, (size_t)(n - i) * sizeof(float));
+    fsm_sfence();
+}
+
+FSM_TARGET static void KNAME(stream_f64)(const double *s, double *y, int64_t n)
+{
+    if ((uintptr_t)y % sizeof(double)) {
+        memcpy(y, s, (size_t)n * sizeof(double));
+        return;
+    }
+    int64_t i = (int64_t)((-(uintptr_t)y & (uintptr_t)(VD_N * sizeof(double) - 1)) / sizeof(double));
+    if (i > n) i = n;
+    memcpy(y, s, (size_t)i * sizeof(double));
+    for (; i + VD_N <= n; i += VD_N) vd_stream(y + i, vd_load(s + i));
+    memcpy(y + i, s + i, (size_t)(n - i) * sizeof(double));
+    fsm_sfence();
+}
+
 static const fsm_kernels KNAME(kernel_set) = {
     .name = FSM_STR(FSM_ISA),  /* the kernels.inc id, as fsm_isa_name() spells it */
     .algorithm = FSM_ISA_ALGORITHM,
@@ -1103,4 +1335,6 @@ static const fsm_kernels KNAME(kernel_set) = {
     .narrow_half = KNAME(narrow_half),
     .widen_max_rows = KNAME(widen_max_rows),
     .scale_narrow_rows = KNAME(scale_narrow_rows),
+    .stream_f32 = KNAME(stream_f32),
+    .stream_f64 = KNAME(stream_f64),
 };

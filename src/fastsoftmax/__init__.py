@@ -9,8 +9,9 @@ import os as _os
 from ._version import __version__
 from . import _core
 from ._core import available_isas, log_softmax, logsumexp, set_isa, softmax
+from ._select import sample, topk_softmax
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "show_config", "get_config",
+__all__ = ["softmax", "log_softmax", "logsumexp", "topk_softmax", "sample", "show_config", "get_config",
            "set_isa", "available_isas", "__version__"]
 
 

@@ -32,6 +32,10 @@ cdef extern from "fastsoftmax.h" nogil:
     const fsm_kernels *fsm_active()
     int fsm_openmp_enabled()
     int fsm_default_threads()
+    int64_t fsm_llc_detected()
+    int64_t fsm_llc_bytes()
+    void fsm_set_llc_bytes(int64_t nbytes)
+    int64_t fsm_stream_calls()
     int fsm_isa_count()
     const char *fsm_isa_name(int i)
     int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
@@ -45,6 +49,13 @@ cdef extern from "threads.h" nogil:
     void fsm_thread_hooks(int flags, unsigned hold_got_mask, int cpu_cap)
     void fsm_thread_state_get(fsm_thread_state *s)
     const char *fsm_thread_mechanism()
+
+cdef extern from "select.h" nogil:
+    int FSM_SEL_OK, FSM_SEL_NOMEM, FSM_SEL_NAN, FSM_SEL_ALL_NEG_INF, FSM_SEL_POS_INF
+    int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, int64_t k, void *probs,
+                         int64_t *idx, int64_t *bad_row)
+    int fsm_sample(fsm_dtype dtype, const void *p, int64_t rows, int64_t n, int64_t top_k, double top_p,
+                   double min_p, const double *u, int64_t *out)
 
 cdef extern from "numpy/arrayobject.h":
     object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order, void *descr, int subok)
@@ -144,6 +155,23 @@ def _thread_hooks(*, hold_helpers=False, wait_for_helper=False, hold_callers_gra
         mask |= 1u << g
     fsm_thread_hooks((FSM_HOOK_HOLD_HELPERS if hold_helpers else 0) | (FSM_HOOK_WAIT_HELPER if wait_for_helper else 0),
                      mask, cpu_cap)
+
+
+def _llc_bytes():
+    """(in use, detected): the cache size in bytes outputs are compared with (-1: the out-of-cache
+    path is off), and the detected last-level cache."""
+    return int(fsm_llc_bytes()), int(fsm_llc_detected())
+
+
+def _set_llc_bytes(nbytes):
+    """Tests and benchmarks: nbytes > 0 turns the out-of-cache path on for outputs larger than nbytes,
+    nbytes < 0 turns it off, 0 restores the default (csrc/cpu.c: off on AMD, else the detected cache)."""
+    fsm_set_llc_bytes(int(nbytes))
+
+
+def _stream_calls():
+    """How many calls took the out-of-cache path so far (non-temporal stores from a scratch)."""
+    return int(fsm_stream_calls())
 
 
 cdef int _compute(int op, cnp.ndarray a, cnp.ndarray y, int64_t outer, int64_t n, int64_t inner,
@@ -314,3 +342,48 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     if p.route == ROUTE_DIRECT or p.route == ROUTE_COPY:
         return _fallback.shape_lse_result(_run(p, None, nt), p.axes, keepdims, return_sign)
     return _fallback.logsumexp(a if p.a is None else p.a, axis, b, keepdims, return_sign, threads=threads)
+
+
+# ---- selection (select.c): the kernel side of fastsoftmax.topk_softmax and fastsoftmax.sample ----
+
+
+def _topk_rows(cnp.ndarray z, int64_t k):
+    """(probs, indices) of the k largest of each row of the C-contiguous float32/float64 2-D array z.
+    A row that has no softmax raises ValueError naming the row and why (the caller words it)."""
+    cdef int64_t rows = z.shape[0], n = z.shape[1], bad = -1
+    cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(z) == cnp.NPY_FLOAT else FSM_F64
+    cdef cnp.ndarray probs = np.empty((rows, k), dtype=z.dtype)
+    cdef cnp.ndarray idx = np.empty((rows, k), dtype=np.int64)
+    cdef int rc
+    cdef const void *pz = cnp.PyArray_DATA(z)
+    cdef void *pp = cnp.PyArray_DATA(probs)
+    cdef int64_t *pi = <int64_t *>cnp.PyArray_DATA(idx)
+    with nogil:
+        rc = fsm_topk_softmax(dt, pz, rows, n, k, pp, pi, &bad)
+    _selection_rc(rc, bad)
+    return probs, idx
+
+
+def _sample_rows(cnp.ndarray p, int64_t top_k, double top_p, double min_p, cnp.ndarray u):
+    """One index per row of the C-contiguous float32/float64 2-D probabilities p (see select.h)."""
+    cdef int64_t rows = p.shape[0], n = p.shape[1]
+    cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT else FSM_F64
+    cdef cnp.ndarray out = np.empty(rows, dtype=np.int64)
+    cdef cnp.ndarray uu = np.ascontiguousarray(u, dtype=np.float64)
+    cdef int rc
+    cdef const void *pp = cnp.PyArray_DATA(p)
+    cdef const double *pu = <const double *>cnp.PyArray_DATA(uu)
+    cdef int64_t *po = <int64_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        rc = fsm_sample(dt, pp, rows, n, top_k, top_p, min_p, pu, po)
+    _selection_rc(rc, -1)
+    return out
+
+
+cdef int _selection_rc(int rc, int64_t bad) except -1:
+    if rc == FSM_SEL_OK:
+        return 0
+    if rc == FSM_SEL_NOMEM:
+        raise MemoryError("fastsoftmax: out of memory for selection scratch")
+    why = {FSM_SEL_NAN: "nan", FSM_SEL_POS_INF: "posinf", FSM_SEL_ALL_NEG_INF: "neginf"}[rc]
+    raise ValueError(why, bad)

@@ -1,7 +1,7 @@
 """NumPy implementations of softmax, log_softmax and logsumexp: the executable specification.
 
 Same signatures and semantics as the public functions (and as scipy.special 1.17, with the
-deviations listed in the README: integer inputs are converted to float64 before any arithmetic,
+deviations listed in docs/semantics.md: integer inputs are converted to float64 before any arithmetic,
 and no floating-point RuntimeWarning is emitted). The fast path is tested against these.
 """
 import numpy as np
@@ -228,3 +228,53 @@ def shape_lse_result(out, axes, keepdims, return_sign):
         sgn = unweighted_sign(out)
         return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
     return out[()] if out.ndim == 0 else out
+
+
+# ---- selection: the specification of topk_softmax and sample (rows along the last axis) ----
+
+def topk_softmax_rows(z, k):
+    """(probs, indices) of the k largest of each row of the 2-D array z (no NaN, no +inf, no all -inf
+    row): descending, ties by the lower index, probs = exp(z - logsumexp(z)) of the row."""
+    idx = np.argsort(-z, axis=-1, kind="stable")[:, :k]  # stable: equal values keep index order
+    wide = np.longdouble if z.dtype.itemsize <= 8 else z.dtype
+    zw = z.astype(wide)
+    m = zw.max(axis=-1, keepdims=True)
+    log_s = np.log(np.exp(zw - m).sum(axis=-1, keepdims=True))  # kept apart from m: m + log_s may absorb it
+    with np.errstate(under="ignore"):
+        probs = np.exp((np.take_along_axis(zw, idx, -1) - m) - log_s).astype(z.dtype)
+    return probs, idx.astype(np.int64)
+
+
+def _cut(values, weights, target):
+    """The largest t with sum(weights[values >= t]) >= target (the smallest value when none reaches it)."""
+    vals, inv = np.unique(values, return_inverse=True)
+    mass = np.cumsum(np.bincount(inv.ravel(), weights=weights)[::-1])  # mass of values >= vals[::-1][j]
+    hit = np.nonzero(mass >= target)[0]
+    return vals[::-1][hit[0]] if hit.size else vals[0]
+
+
+def sample_rows(p, top_k, top_p, min_p, u):
+    """One index per row of the probabilities p (2-D), drawn with u (one uniform per row) from the
+    filtered distribution: top_k (0: off), then top_p (>= 1: off) on what top_k kept, then min_p
+    (<= 0: off). Each filter keeps p >= a threshold (ties at a cut are kept); the draw takes the first
+    index, in index order, where the running kept mass exceeds u times the kept mass."""
+    rows, n = p.shape
+    out = np.empty(rows, dtype=np.int64)
+    for r in range(rows):
+        q = p[r]
+        t = q.min()
+        if 0 < top_k < n:
+            t = np.sort(q)[::-1][top_k - 1]
+        if top_p < 1.0:
+            kept = q[q >= t]
+            t = _cut(kept, kept.astype(np.float64), top_p * kept.astype(np.float64).sum())
+        keep = q >= t
+        if min_p > 0.0:
+            keep &= q.astype(np.float64) >= min_p * float(q.max())
+        w = np.where(keep, q, 0).astype(np.float64)
+        cum = np.cumsum(w)
+        i = int(np.searchsorted(cum, u[r] * cum[-1], side="right"))  # cum grows only where w > 0
+        if i >= n:  # u * mass rounded up to the mass: the last kept element
+            i = int(np.nonzero(w > 0)[0][-1])
+        out[r] = i
+    return out

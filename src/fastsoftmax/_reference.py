@@ -19,7 +19,7 @@ wide dtype: their values are NaN or infinite, and the error measures compare the
 Two units of error, each kept with the bound that was set in it:
 
 * ``ulp_error`` / ``ulp_stats``: the ulp of the correctly rounded result over outputs in the
-  normal range -- the README's accuracy table, the benchmark's accuracy columns;
+  normal range -- the accuracy table of docs/accuracy.md, the benchmark's accuracy columns;
 * ``ulp_errors``: every element, in the ulp of the exact value (subnormal outputs share the
   smallest one), +inf where the NaN / +-inf pattern differs -- the fuzz oracle's contract check.
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _fallback
 
-#: The documented accuracy of the kernels on outputs in the normal range (README, "Accuracy").
+#: The documented accuracy of the kernels on outputs in the normal range (docs/accuracy.md).
 ULP_BOUND = 2.0
 
 #: long double carries at least 64 significand bits (x87 80-bit, double-double, IEEE quad).
@@ -171,10 +171,10 @@ def ulp_errors(got, ref, scale, dtype, subnormal_abs=None):
     """|got - ref| in ulp(scale), element by element; 0 where got and ref have the same NaN or
     +-inf, +inf where one has a NaN or +-inf that the other has not.
 
-    The documented accuracy covers outputs in the normal range (README, "Accuracy"). Where ``scale``
+    The documented accuracy covers outputs in the normal range (docs/accuracy.md). Where ``scale``
     is below the smallest normal number and ``subnormal_abs`` is given, an absolute error up to
     ``subnormal_abs`` counts as 0 ulp. (The fuzz oracle passes the smallest normal number, a loose
-    allowance; the README's 2 units of 2^-149 for float32 is checked by tests/test_f32_lanes.py.)
+    allowance; the documented 2 units of 2^-149 for float32 is checked by tests/test_f32_lanes.py.)
     """
     w = wide_dtype(dtype)
     got = np.asarray(got)

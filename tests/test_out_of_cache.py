@@ -1,0 +1,95 @@
+"""The out-of-cache path (issue 15): outputs larger than the last-level cache are computed into a
+per-thread scratch and copied to the output with non-temporal stores. It must give the same bits as
+the in-cache path. The tests force it on small arrays with the hidden _core._set_llc_bytes switch
+(1 byte: every elementwise call takes it) and check with _core._stream_calls() that it was taken."""
+import numpy as np
+import pytest
+
+import fastsoftmax
+from fastsoftmax import _core
+
+
+@pytest.fixture
+def forced():
+    """The path forced on for every output above 1 byte; restored to the default afterwards."""
+    _core._set_llc_bytes(1)
+    yield
+    _core._set_llc_bytes(0)
+
+
+SHAPES = [(1, 1), (3, 7), (37, 1000), (300, 17), (5, 16384), (3, 16385), (4, 40000), (2, 100_003)]
+
+
+def _data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 4
+    if x.size > 10:
+        x.flat[3] = -np.inf
+        x.flat[x.size // 2] = 30.0
+    return x.astype(dtype)
+
+
+def _baseline(f, x, threads):
+    _core._set_llc_bytes(-1)
+    try:
+        return f(x, axis=-1, threads=threads)
+    finally:
+        _core._set_llc_bytes(1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("f", [fastsoftmax.softmax, fastsoftmax.log_softmax], ids=lambda f: f.__name__)
+def test_same_bits_as_in_cache(isa, forced, f, shape, dtype):
+    x = _data(shape, dtype)
+    want = _baseline(f, x, 1)
+    for threads in (1, 2):
+        before = _core._stream_calls()
+        got = f(x, axis=-1, threads=threads)
+        assert _core._stream_calls() > before, "the out-of-cache path was not taken"
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_and_out(isa, forced, dtype):
+    x = _data((64, 3000), dtype, seed=1)
+    want = _baseline(fastsoftmax.softmax, x, 1)
+    y = np.empty_like(x)
+    assert fastsoftmax.softmax(x, axis=-1, out=y) is y
+    np.testing.assert_array_equal(y, want)
+    z = x.copy()
+    fastsoftmax.softmax(z, axis=-1, out=z)
+    np.testing.assert_array_equal(z, want)
+    # an output that starts 4 bytes past a vector boundary: plain stores before the first aligned one
+    buf = np.empty(x.size + 16, dtype)
+    off = np.ndarray(x.shape, dtype, buf, offset=x.itemsize)
+    fastsoftmax.log_softmax(x, axis=-1, out=off)
+    np.testing.assert_array_equal(off, _baseline(fastsoftmax.log_softmax, x, 1))
+
+
+def test_specials_and_reductions(isa, forced):
+    x = np.array([[np.nan, 1.0, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [1.0, 1.0, 1.0]], np.float32)
+    for f in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+        np.testing.assert_array_equal(f(x, axis=-1), _baseline(f, x, 1))
+    before = _core._stream_calls()
+    fastsoftmax.logsumexp(x, axis=-1)  # one output per row: never the out-of-cache path
+    assert _core._stream_calls() == before
+
+
+def test_switch_and_threshold():
+    used, detected = _core._llc_bytes()
+    assert detected >= 1 << 20  # CPUID, sysconf or the 32 MiB default: never a silly size
+    try:
+        _core._set_llc_bytes(-1)
+        assert _core._llc_bytes()[0] == -1
+        before = _core._stream_calls()
+        fastsoftmax.softmax(np.ones((4, 1000), np.float32), axis=-1)
+        assert _core._stream_calls() == before
+        _core._set_llc_bytes(4 * 4 * 1000)  # the output is exactly this size: not above it
+        fastsoftmax.softmax(np.ones((4, 1000), np.float32), axis=-1)
+        assert _core._stream_calls() == before
+        fastsoftmax.softmax(np.ones((5, 1000), np.float32), axis=-1)
+        assert _core._stream_calls() == before + 1
+    finally:
+        _core._set_llc_bytes(0)
+    assert _core._llc_bytes() == (used, detected)
