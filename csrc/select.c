@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "select.h"
+#include "threads.h"
 
 #define FSM_SEL_SMALL 64          /* candidate sets at most this large are sorted instead of histogrammed */
 #define FSM_SEL_SMALL_K 64        /* top-k: a sorted buffer up to this k, the radix cut above it */
@@ -311,16 +312,120 @@ static double max_of_f64(const double *p, int64_t n)
 #undef WIDE
 #undef WIDE_EXP
 
-int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, int64_t k, void *probs,
-                     int64_t *idx, int64_t *bad_row)
+/*
+ * The calls: rows in tasks of at least FSM_SEL_TASK_ELEMS elements (whole rows), run by threads.c's
+ * runner, each thread with its own scratch. Every row is computed by the same code whichever thread
+ * takes it, so results do not depend on the thread count.
+ */
+#define FSM_SEL_TASK_ELEMS ((int64_t)65536)
+
+typedef struct {
+    fsm_dtype dtype;
+    const void *x;
+    int64_t rows, n, per_task, k, top_k;
+    double top_p, min_p;
+    const double *u;
+    void *probs;
+    int64_t *out;
+    signed char *status;
+    size_t scratch;
+    volatile int failed;
+} sel_call;
+
+static int64_t rows_per_task(int64_t n)
 {
-    if (dtype == FSM_F32) return topk_softmax_f32((const float *)z, rows, n, k, (float *)probs, idx, bad_row);
-    return topk_softmax_f64((const double *)z, rows, n, k, (double *)probs, idx, bad_row);
+    int64_t r = FSM_SEL_TASK_ELEMS / (n > 0 ? n : 1);
+    return r < 1 ? 1 : r;
+}
+
+/* the thread's scratch (allocated at its first task; the runner frees it), or NULL with the call failed */
+static void *sel_scratch(sel_call *c, void **local)
+{
+    if (!*local) *local = malloc(c->scratch);
+    if (!*local) c->failed = 1;
+    return *local;
+}
+
+static void topk_task(void *ctx, int phase, int64_t task, void **local)
+{
+    sel_call *c = (sel_call *)ctx;
+    (void)phase;
+    void *s = sel_scratch(c, local);
+    if (!s) return;
+    int64_t r0 = task * c->per_task, r1 = r0 + c->per_task < c->rows ? r0 + c->per_task : c->rows;
+    int rc = c->dtype == FSM_F32
+                 ? topk_rows_f32((const float *)c->x, r0, r1, c->n, c->k, (float *)c->probs, c->out, c->status, s)
+                 : topk_rows_f64((const double *)c->x, r0, r1, c->n, c->k, (double *)c->probs, c->out, c->status, s);
+    if (rc != FSM_SEL_OK) c->failed = 1;
+}
+
+static void sample_task(void *ctx, int phase, int64_t task, void **local)
+{
+    sel_call *c = (sel_call *)ctx;
+    (void)phase;
+    void *s = sel_scratch(c, local);
+    if (!s) return;
+    int64_t r0 = task * c->per_task, r1 = r0 + c->per_task < c->rows ? r0 + c->per_task : c->rows;
+    if (c->dtype == FSM_F32)
+        sample_rows_f32((const float *)c->x, r0, r1, c->n, c->top_k, c->top_p, c->min_p, c->u, c->out, s);
+    else
+        sample_rows_f64((const double *)c->x, r0, r1, c->n, c->top_k, c->top_p, c->min_p, c->u, c->out, s);
+}
+
+static void sel_run(sel_call *c, fsm_task_fn fn, int threads)
+{
+    fsm_work w;
+    memset(&w, 0, sizeof w);
+    w.task = fn;
+    w.ctx = c;
+    w.nphases = 1;
+    w.ntasks[0] = (c->rows + c->per_task - 1) / c->per_task;
+    fsm_run(&w, fsm_plan_threads(threads, c->rows * c->n, w.ntasks[0]));
+}
+
+int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, int64_t k, void *probs,
+                     int64_t *idx, int64_t *bad_row, int threads)
+{
+    sel_call c;
+    memset(&c, 0, sizeof c);
+    c.dtype = dtype;
+    c.x = z;
+    c.rows = rows;
+    c.n = n;
+    c.k = k;
+    c.probs = probs;
+    c.out = idx;
+    c.per_task = rows_per_task(n);
+    c.scratch = dtype == FSM_F32 ? topk_scratch_f32(c.per_task, n, k) : topk_scratch_f64(c.per_task, n, k);
+    c.status = (signed char *)malloc((size_t)(rows > 0 ? rows : 1));
+    if (!c.status) return FSM_SEL_NOMEM;
+    sel_run(&c, topk_task, threads);
+    int rc = c.failed ? FSM_SEL_NOMEM : FSM_SEL_OK;
+    for (int64_t r = 0; rc == FSM_SEL_OK && r < rows; r++)  /* the first bad row, whichever thread saw it */
+        if (c.status[r] != FSM_SEL_OK) {
+            *bad_row = r;
+            rc = c.status[r];
+        }
+    free(c.status);
+    return rc;
 }
 
 int fsm_sample(fsm_dtype dtype, const void *p, int64_t rows, int64_t n, int64_t top_k, double top_p, double min_p,
-               const double *u, int64_t *out)
+               const double *u, int64_t *out, int threads)
 {
-    if (dtype == FSM_F32) return sample_f32((const float *)p, rows, n, top_k, top_p, min_p, u, out);
-    return sample_f64((const double *)p, rows, n, top_k, top_p, min_p, u, out);
+    sel_call c;
+    memset(&c, 0, sizeof c);
+    c.dtype = dtype;
+    c.x = p;
+    c.rows = rows;
+    c.n = n;
+    c.top_k = top_k;
+    c.top_p = top_p;
+    c.min_p = min_p;
+    c.u = u;
+    c.out = out;
+    c.per_task = rows_per_task(n);
+    c.scratch = dtype == FSM_F32 ? sample_scratch_f32(n) : sample_scratch_f64(n);
+    sel_run(&c, sample_task, threads);
+    return c.failed ? FSM_SEL_NOMEM : FSM_SEL_OK;
 }

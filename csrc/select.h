@@ -1,7 +1,8 @@
 /*
  * Selection over rows of logits (select.c): the k largest softmax probabilities of a row, and one
  * draw per row from a filtered (top-k, top-p, min-p) softmax distribution, each in O(n) per row.
- * Rows are `rows` rows of n contiguous float32 (FSM_F32) or float64 (FSM_F64) elements.
+ * Rows are `rows` rows of n contiguous float32 (FSM_F32) or float64 (FSM_F64) elements. Both calls run
+ * on up to `threads` threads (<= 0: the default), by threads.c's policy; results never depend on it.
  */
 #ifndef FSM_SELECT_H
 #define FSM_SELECT_H
@@ -27,7 +28,7 @@ enum { FSM_SEL_OK = 0, FSM_SEL_NOMEM = -1, FSM_SEL_NAN = -2, FSM_SEL_ALL_NEG_INF
  * an error with *bad_row set for a row holding NaN or +inf or only -inf; FSM_SEL_NOMEM.
  */
 int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, int64_t k, void *probs,
-                     int64_t *idx, int64_t *bad_row);
+                     int64_t *idx, int64_t *bad_row, int threads);
 
 /*
  * Per row of probabilities p (a softmax, so no NaN and at least one p > 0): one index drawn with
@@ -38,7 +39,7 @@ int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, in
  * Returns FSM_SEL_OK or FSM_SEL_NOMEM.
  */
 int fsm_sample(fsm_dtype dtype, const void *p, int64_t rows, int64_t n, int64_t top_k, double top_p, double min_p,
-               const double *u, int64_t *out);
+               const double *u, int64_t *out, int threads);
 
 #ifdef __cplusplus
 }

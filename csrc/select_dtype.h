@@ -222,36 +222,38 @@ static double KF(prob)(T z, double m, double l_hi, double l_lo)
     return (double)(WIDE_EXP((WIDE)d) * ((WIDE)1 + (WIDE)((d_lo + a_lo) - l_lo)));
 }
 
-static int KF(topk_softmax)(const T *z, int64_t rows, int64_t n, int64_t k, T *probs, int64_t *idx,
-                            int64_t *bad_row)
+/* Rows [r0, r1) of a top-k call (one task of select.c's runner): their statistics, then each row's k
+   largest and their probabilities; status[r] says whether row r has a softmax (FSM_SEL_OK) or why not.
+   scratch: 3 (r1 - r0) doubles, k pairs and, above FSM_SEL_SMALL_K, n indices. */
+static int KF(topk_rows)(const T *z, int64_t r0, int64_t r1, int64_t n, int64_t k, T *probs, int64_t *idx,
+                         signed char *status, void *scratch)
 {
-    double *st = (double *)malloc((size_t)rows * 3 * sizeof(double));
-    KF(pair) *buf = (KF(pair) *)malloc((size_t)k * sizeof(KF(pair)));
-    int64_t *cand = k > FSM_SEL_SMALL_K ? (int64_t *)malloc((size_t)n * sizeof(int64_t)) : NULL;
-    int rc = FSM_SEL_OK;
-    if (!st || !buf || (k > FSM_SEL_SMALL_K && !cand) ||
-        fsm_row_stats(FSM_DTYPE, z, rows, n, st, st + rows, st + 2 * rows) != 0) {
-        rc = FSM_SEL_NOMEM;
-        goto done;
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        double m = st[r];
+    const int64_t rows = r1 - r0;
+    double *st = (double *)scratch;
+    KF(pair) *buf = (KF(pair) *)(st + 3 * rows);
+    int64_t *cand = (int64_t *)(buf + k);
+    if (fsm_row_stats(FSM_DTYPE, z + r0 * n, rows, n, st, st + rows, st + 2 * rows) != 0) return FSM_SEL_NOMEM;
+    for (int64_t j = 0; j < rows; j++) {
+        const int64_t r = r0 + j;
+        double m = st[j];
         if (isnan(m) || isinf(m)) {
-            *bad_row = r;
-            rc = isnan(m) ? FSM_SEL_NAN : m > 0 ? FSM_SEL_POS_INF : FSM_SEL_ALL_NEG_INF;
-            goto done;
+            status[r] = (signed char)(isnan(m) ? FSM_SEL_NAN : m > 0 ? FSM_SEL_POS_INF : FSM_SEL_ALL_NEG_INF);
+            continue;
         }
+        status[r] = FSM_SEL_OK;
         KF(topk)(z + r * n, n, k, buf, cand);
-        for (int64_t j = 0; j < k; j++) {
-            idx[r * k + j] = buf[j].i;
-            probs[r * k + j] = (T)KF(prob)(buf[j].v, m, st[rows + r], st[2 * rows + r]);
+        for (int64_t i = 0; i < k; i++) {
+            idx[r * k + i] = buf[i].i;
+            probs[r * k + i] = (T)KF(prob)(buf[i].v, m, st[rows + j], st[2 * rows + j]);
         }
     }
-done:
-    free(st);
-    free(buf);
-    free(cand);
-    return rc;
+    return FSM_SEL_OK;
+}
+
+static size_t KF(topk_scratch)(int64_t rows_per_task, int64_t n, int64_t k)
+{
+    return (size_t)(3 * rows_per_task) * sizeof(double) + (size_t)k * sizeof(KF(pair)) +
+           (k > FSM_SEL_SMALL_K ? (size_t)n * sizeof(int64_t) : 0);
 }
 
 /* ---- sampling --------------------------------------------------------------------------------- */
@@ -322,21 +324,20 @@ static int64_t KF(sample_row)(const T *p, int64_t n, int64_t top_k, double top_p
     return 0;  /* not reached: the row's max is kept and positive */
 }
 
-static int KF(sample)(const T *p, int64_t rows, int64_t n, int64_t top_k, double top_p, double min_p,
-                      const double *u, int64_t *out)
+/* Rows [r0, r1) of a sampling call (one task). scratch: KF(sample_scratch)(n) bytes. */
+static void KF(sample_rows)(const T *p, int64_t r0, int64_t r1, int64_t n, int64_t top_k, double top_p,
+                            double min_p, const double *u, int64_t *out, void *scratch)
 {
-    int64_t *cand = (int64_t *)malloc((size_t)n * sizeof(int64_t));
-    double *blk = (double *)malloc((size_t)(n / FSM_SEL_DRAW_BLOCK + 1) * sizeof(double));
-    KF(pair) *buf = (KF(pair) *)malloc(FSM_SEL_SMALL_K * sizeof(KF(pair)));
-    int rc = FSM_SEL_OK;
-    if (!cand || !blk || !buf) rc = FSM_SEL_NOMEM;
-    else
-        for (int64_t r = 0; r < rows; r++)
-            out[r] = KF(sample_row)(p + r * n, n, top_k, top_p, min_p, u[r], cand, blk, buf);
-    free(cand);
-    free(blk);
-    free(buf);
-    return rc;
+    KF(pair) *buf = (KF(pair) *)scratch;
+    int64_t *cand = (int64_t *)(buf + FSM_SEL_SMALL_K);
+    double *blk = (double *)(cand + n);
+    for (int64_t r = r0; r < r1; r++) out[r] = KF(sample_row)(p + r * n, n, top_k, top_p, min_p, u[r], cand, blk, buf);
+}
+
+static size_t KF(sample_scratch)(int64_t n)
+{
+    return FSM_SEL_SMALL_K * sizeof(KF(pair)) + (size_t)n * sizeof(int64_t) +
+           (size_t)(n / FSM_SEL_DRAW_BLOCK + 1) * sizeof(double);
 }
 
 #undef KF

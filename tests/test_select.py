@@ -312,6 +312,19 @@ def test_sample_determinism_across_isas_and_threads():
     finally:
         fastsoftmax.set_isa("auto")
     assert not np.array_equal(sample(x, rng=43), sample(x, rng=44))  # the seed matters
+    # top-k over many short rows, shared among threads: the same as on one
+    y = (rng.standard_normal((3000, 300)) * 3).astype(np.float32)
+    p1, i1 = topk_softmax(y, 70, threads=1)
+    for threads in (2, 4):
+        p2, i2 = topk_softmax(y, 70, threads=threads)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(sample(y, top_p=0.9, rng=1, threads=threads), sample(y, top_p=0.9, rng=1, threads=1))
+    bad = y.copy()
+    bad[2500, 3] = np.nan  # the first bad row is named, whichever thread found it
+    bad[2900, 3] = np.inf
+    with pytest.raises(ValueError, match="row 2500 of the logits holds NaN"):
+        topk_softmax(bad, 3, threads=2)
     g1, g2 = np.random.default_rng(5), np.random.default_rng(5)
     np.testing.assert_array_equal(sample(x, rng=g1), sample(x, rng=g2))
     np.testing.assert_array_equal(sample(x, rng=g1), sample(x, rng=g2))  # and the generator advances alike

@@ -53,9 +53,9 @@ cdef extern from "threads.h" nogil:
 cdef extern from "select.h" nogil:
     int FSM_SEL_OK, FSM_SEL_NOMEM, FSM_SEL_NAN, FSM_SEL_ALL_NEG_INF, FSM_SEL_POS_INF
     int fsm_topk_softmax(fsm_dtype dtype, const void *z, int64_t rows, int64_t n, int64_t k, void *probs,
-                         int64_t *idx, int64_t *bad_row)
+                         int64_t *idx, int64_t *bad_row, int threads)
     int fsm_sample(fsm_dtype dtype, const void *p, int64_t rows, int64_t n, int64_t top_k, double top_p,
-                   double min_p, const double *u, int64_t *out)
+                   double min_p, const double *u, int64_t *out, int threads)
 
 cdef extern from "numpy/arrayobject.h":
     object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order, void *descr, int subok)
@@ -347,7 +347,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
 # ---- selection (select.c): the kernel side of fastsoftmax.topk_softmax and fastsoftmax.sample ----
 
 
-def _topk_rows(cnp.ndarray z, int64_t k):
+def _topk_rows(cnp.ndarray z, int64_t k, int threads=-1):
     """(probs, indices) of the k largest of each row of the C-contiguous float32/float64 2-D array z.
     A row that has no softmax raises ValueError naming the row and why (the caller words it)."""
     cdef int64_t rows = z.shape[0], n = z.shape[1], bad = -1
@@ -359,12 +359,12 @@ def _topk_rows(cnp.ndarray z, int64_t k):
     cdef void *pp = cnp.PyArray_DATA(probs)
     cdef int64_t *pi = <int64_t *>cnp.PyArray_DATA(idx)
     with nogil:
-        rc = fsm_topk_softmax(dt, pz, rows, n, k, pp, pi, &bad)
+        rc = fsm_topk_softmax(dt, pz, rows, n, k, pp, pi, &bad, threads)
     _selection_rc(rc, bad)
     return probs, idx
 
 
-def _sample_rows(cnp.ndarray p, int64_t top_k, double top_p, double min_p, cnp.ndarray u):
+def _sample_rows(cnp.ndarray p, int64_t top_k, double top_p, double min_p, cnp.ndarray u, int threads=-1):
     """One index per row of the C-contiguous float32/float64 2-D probabilities p (see select.h)."""
     cdef int64_t rows = p.shape[0], n = p.shape[1]
     cdef fsm_dtype dt = FSM_F32 if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT else FSM_F64
@@ -375,7 +375,7 @@ def _sample_rows(cnp.ndarray p, int64_t top_k, double top_p, double min_p, cnp.n
     cdef const double *pu = <const double *>cnp.PyArray_DATA(uu)
     cdef int64_t *po = <int64_t *>cnp.PyArray_DATA(out)
     with nogil:
-        rc = fsm_sample(dt, pp, rows, n, top_k, top_p, min_p, pu, po)
+        rc = fsm_sample(dt, pp, rows, n, top_k, top_p, min_p, pu, po, threads)
     _selection_rc(rc, -1)
     return out
 

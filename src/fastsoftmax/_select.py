@@ -91,7 +91,7 @@ def _bad_row(name, z, row, lead, why=None):
     return ValueError(f"{name}: {where} is all -inf: it has no softmax")
 
 
-def topk_softmax(x, k, axis=-1, *, temperature=1.0):
+def topk_softmax(x, k, axis=-1, *, temperature=1.0, threads=None):
     """The ``k`` largest probabilities of ``softmax(x / temperature)`` along ``axis``, with their indices.
 
     The probabilities are normalised over the whole slice (they are the softmax's, not a softmax of
@@ -109,6 +109,8 @@ def topk_softmax(x, k, axis=-1, *, temperature=1.0):
         The axis of the classes (default the last).
     temperature : float, optional
         ``> 0``; the logits are divided by it (in their dtype) first.
+    threads : int or None, optional
+        Upper bound on the threads used (rows are shared among them); None uses the default policy.
 
     Returns
     -------
@@ -128,6 +130,7 @@ def topk_softmax(x, k, axis=-1, *, temperature=1.0):
     >>> np.round(p, 3)
     array([0.806, 0.133])
     """
+    nt = check_threads(threads)
     x, dt = _logits(x, "topk_softmax")
     axis = normalize_axis_index(_integer(axis, "axis"), x.ndim)
     k = _integer(k, "k")
@@ -142,7 +145,7 @@ def topk_softmax(x, k, axis=-1, *, temperature=1.0):
     z = _scaled_rows(x, dt, t)
     if z.dtype.itemsize in (4, 8) and z.shape[0] > 0:
         try:
-            probs, idx = _core._topk_rows(z, k)
+            probs, idx = _core._topk_rows(z, k, nt)
         except ValueError as e:
             raise _bad_row("topk_softmax", z, e.args[1], lead, e.args[0]) from None
     else:  # longdouble, or no rows
@@ -193,7 +196,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, rng=N
         Source of the draws: one ``rng.random()`` per row, in row order. A seed gives the same
         indices on every ISA and for any thread count.
     threads : int or None, optional
-        Upper bound on the threads of the softmax pass (the selection runs on the calling thread).
+        Upper bound on the threads used (the softmax pass, then rows shared among them).
 
     Returns
     -------
@@ -209,7 +212,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, rng=N
     >>> int(sample(logits[1], top_k=1, rng=0))
     1
     """
-    check_threads(threads)
+    nt = check_threads(threads)
     x, dt = _logits(logits, "sample")
     t = _temperature(temperature, zero_ok=True)
     k = 0
@@ -248,7 +251,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, rng=N
         raise _bad_row("sample", z, bad[0], lead)
     u = gen.random(z.shape[0])
     if p.dtype.itemsize in (4, 8):
-        out = _core._sample_rows(p, k if k < n else 0, p_top, p_min, u)
+        out = _core._sample_rows(p, k if k < n else 0, p_top, p_min, u, nt)
     else:
         out = _fallback.sample_rows(p, k if k < n else 0, p_top, p_min, u)
     return out.reshape(lead)[()]
