@@ -12,6 +12,7 @@ FASTSOFTMAX_DEBUG=1 keeps it in any build.
 """
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy
@@ -78,10 +79,17 @@ class BuildExt(build_ext):
         if _flag("FASTSOFTMAX_SANITIZE") and not msvc:
             san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
             base = [f for f in base if f != "-O3"] + ["-O1", "-g"]
+        release = not (msvc or getattr(self, "_local_build", False) or _flag("FASTSOFTMAX_DEBUG") or san)
         for ext in self.extensions:
             omp = ext.name == "fastsoftmax._core"  # the only module that runs threads
-            ext.extra_compile_args = base + (omp_compile if omp else []) + san
-            ext.extra_link_args = (omp_link if omp else []) + san
+            flags = base
+            if release and ext.name == "fastsoftmax._plan":
+                # argument checks: Cython's object code, a third of the wheel at -O3; -Os halves it
+                flags = [f for f in base if f != "-O3"] + ["-Os"]
+            ext.extra_compile_args = flags + (omp_compile if omp else []) + san
+            # release builds on Linux drop the symbol tables too (the wheel's size limit, 400 kB)
+            strip = ["-s"] if release and sys.platform.startswith("linux") else []
+            ext.extra_link_args = (omp_link if omp else []) + san + strip
             if omp and omp_compile:
                 ext.define_macros.append(("FSM_WITH_OPENMP", "1"))
         super().build_extensions()
