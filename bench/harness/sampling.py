@@ -7,9 +7,9 @@ against the cumulative sum). Every candidate of a row is timed in the same proce
 each round runs every candidate for about sample_s, and the row reports the median over rounds of
 each candidate's time per call. Each call's result is dropped at once.
 """
-import time
-
 import numpy as np
+
+from .half import _per_call
 
 TEMPERATURE, TOP_P = 0.8, 0.9
 SAMPLE_SHAPES = [(1, 128256), (32, 128256)]
@@ -17,17 +17,6 @@ TOPK_SHAPES = [(1, 128256), (256, 1000)]
 TOPK = 5
 SAMPLE_TARGETS = {"torch recipe": 20.0, "NumPy recipe": 5.0}  # their time / fastsoftmax time, at least
 TOPK_TARGET = 3.0
-
-
-def _per_call(fn, sample_s):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        t = time.perf_counter() - t0
-        if t >= sample_s:
-            return t / n
 
 
 def numpy_recipe(x, rng, temperature=TEMPERATURE, top_p=TOP_P):
