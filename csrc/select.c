@@ -47,6 +47,7 @@
 #include "threads.h"
 
 #define FSM_SEL_SMALL 64          /* candidate sets at most this large are sorted instead of histogrammed */
+#define FSM_SEL_FULL_HIST 16384   /* rows at least this long: the first digit in four interleaved full histograms */
 #define FSM_SEL_SMALL_K 64        /* top-k: a sorted buffer up to this k, the radix cut above it */
 #define FSM_SEL_DRAW_BLOCK 1024   /* elements per block of the draw's kept-mass sums */
 

@@ -39,10 +39,12 @@ static void KF(sort_small)(const T *v, int sgn, int64_t *cand, int64_t nc)
  * The top digit of every key is histogrammed in one pass over the row (four interleaved histograms,
  * so that runs of equal digits do not serialise on one bucket); the digit where W crosses the target
  * is kept and its elements are collected as candidates (a second pass). The next digits are
- * histogrammed over the candidates only, until the key is complete or at most FSM_SEL_SMALL
- * candidates are left, which are sorted and walked directly. Probability keys (v in [0, 1]) have
- * their top bit clear: the top digit then starts one bit lower and resolves 1/16 of an octave
- * (float32). Logit keys use the full width.
+ * histogrammed over the candidates only (digits of about log2 of their count, 4 to 11 bits), until
+ * the key is complete or at most FSM_SEL_SMALL candidates are left, which are sorted and walked
+ * directly. Rows shorter than FSM_SEL_FULL_HIST start from that loop with every element as a
+ * candidate (zeroing the four full histograms would cost more than such a row). Probability keys
+ * (v in [0, 1]) have their top bit clear: the top digit then starts one bit lower and resolves 1/16
+ * of an octave (float32). Logit keys use the full width.
  */
 static K KF(radix_cut)(const T *v, const T *w, int64_t n, const int64_t *list, int64_t nl, int sgn, double target,
                        double frac, int64_t *cand)
@@ -52,7 +54,7 @@ static K KF(radix_cut)(const T *v, const T *w, int64_t n, const int64_t *list, i
     int64_t nc = 0;
     double above = 0.0;  /* W of the elements above every candidate */
     double h[2048];
-    if (list || n <= FSM_SEL_SMALL) {
+    if (list || n < FSM_SEL_FULL_HIST) {
         double total = 0.0;
         if (list) {
             for (int64_t a = 0; a < nl; a++) total += w ? (double)w[list[a]] : 1.0;
@@ -107,7 +109,9 @@ static K KF(radix_cut)(const T *v, const T *w, int64_t n, const int64_t *list, i
     }
     /* the digits below `shift` (or, from a list, the top digit first), over the candidates */
     while (nc > FSM_SEL_SMALL && shift > 0) {
-        const int bits = shift < 11 ? shift : 11;
+        int bits = 4;  /* digits of about log2(candidates) bits (4 to 11): the histogram stays small */
+        while (bits < 11 && ((int64_t)1 << bits) < nc) bits++;
+        bits = shift < bits ? shift : bits;
         shift -= bits;
         const int nb = 1 << bits;
         const K mask = (K)(nb - 1);

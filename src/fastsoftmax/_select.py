@@ -148,10 +148,10 @@ def topk_softmax(x, k, axis=-1, *, temperature=1.0, threads=None):
             probs, idx = _core._topk_rows(z, k, nt)
         except ValueError as e:
             raise _bad_row("topk_softmax", z, e.args[1], lead, e.args[0]) from None
-    else:  # longdouble, or no rows
-        for r in range(z.shape[0]):
-            if not np.isfinite(z[r].max()) or np.isnan(z[r]).any():
-                raise _bad_row("topk_softmax", z, r, lead)
+    else:  # longdouble, or no rows (np.max propagates NaN: a row whose max is not finite is bad)
+        bad = np.nonzero(~np.isfinite(z.max(axis=-1)))[0] if z.shape[0] else ()
+        if len(bad):
+            raise _bad_row("topk_softmax", z, bad[0], lead)
         probs, idx = _fallback.topk_softmax_rows(z, k)
     with np.errstate(under="ignore"):
         probs = probs.astype(dt, copy=False)
