@@ -93,8 +93,10 @@ typedef struct {
                                   const float *mn, fsm_acc *acc);
     void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
                                   const double *mn, fsm_acc *acc);
-    void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, fsm_acc *acc);
-    void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, fsm_acc *acc);
+    void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, const float *mn,
+                                    fsm_acc *acc);
+    void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, const double *mn,
+                                    fsm_acc *acc);
     /* y *= c_hi + c_lo per row; acc: the rows' pass-1 statistics (float64 ignores them) */
     void (*scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
                            const fsm_acc *acc);

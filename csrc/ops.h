@@ -42,8 +42,8 @@ typedef struct {
 /* FSM_OP(NAME, name, max pass, pass 1, statistics, last pass, one output per row) */
 #define FSM_OP_LIST                                                                                              \
     FSM_OP(SOFTMAX, softmax, FSM_MAX_AND_MIN, FSM_PASS1_STORE_EXPS, FSM_STAT_RECIP, FSM_LAST_SCALE, 0)          \
-    FSM_OP(LOG_SOFTMAX, log_softmax, FSM_MAX_ONLY, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_LOGSHIFT, 0)     \
-    FSM_OP(LOGSUMEXP, logsumexp, FSM_MAX_ONLY, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_ROW_VALUE, 1)
+    FSM_OP(LOG_SOFTMAX, log_softmax, FSM_MAX_AND_MIN, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_LOGSHIFT, 0)  \
+    FSM_OP(LOGSUMEXP, logsumexp, FSM_MAX_AND_MIN, FSM_PASS1_EXCLMAX, FSM_STAT_LOG1P, FSM_LAST_ROW_VALUE, 1)
 
 #define FSM_OP(NAME, name, mp, p1, st, lp, one) FSM_##NAME,
 typedef enum { FSM_OP_LIST FSM_N_OPS } fsm_op;

@@ -93,7 +93,7 @@ static void pass1_rows_half(const fsm_kernels *k, const fsm_op_passes *p, int bf
     if (p->pass1 == FSM_PASS1_STORE_EXPS)
         k->expsum_store_rows_f32(s, s, rows, n, m, mn, acc);
     else
-        k->expsum_exclmax_rows_f32(s, rows, n, m, acc);
+        k->expsum_exclmax_rows_f32(s, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, acc);
 }
 
 /* rows_short_f32's passes for half rows, through the float32 scratch s (rows * n elements). */

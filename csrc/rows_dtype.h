@@ -49,7 +49,7 @@ static void KF(pass1_rows)(const fsm_kernels *k, const fsm_op_passes *p, const T
     if (p->pass1 == FSM_PASS1_STORE_EXPS)
         k->KF(expsum_store_rows)(x, y, rows, n, m, mn, acc);
     else
-        k->KF(expsum_exclmax_rows)(x, rows, n, m, acc);
+        k->KF(expsum_exclmax_rows)(x, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, acc);
 }
 
 /* Pass 1 on one block. Non-finite block maxima are resolved at the merge. */

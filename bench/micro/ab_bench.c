@@ -32,8 +32,8 @@ int main(int argc, char **argv)
     float *m = malloc(sizeof(float) * rows), *mn = malloc(sizeof(float) * rows);
     double *chi = malloc(sizeof(double) * rows), *clo = calloc(rows, sizeof(double));
     fsm_acc *acc = malloc(sizeof(fsm_acc) * rows);
-    static double t[4][2][REPS];
-    const char *names[4] = {"max", "expsum_store", "scale", "expsum_exclmax"};
+    static double t[5][2][REPS];
+    const char *names[5] = {"max", "expsum_store", "scale", "expsum_exclmax", "logshift"};
     srand(1);
     for (int64_t i = 0; i < rows * n; i++) {
         double u1 = (rand() + 1.0) / (RAND_MAX + 2.0), u2 = rand() / (RAND_MAX + 1.0);
@@ -51,12 +51,17 @@ int main(int argc, char **argv)
             double t3 = now();
             k->scale_rows_f32(y, rows, n, chi, clo, acc);
             double t4 = now();
-            k->expsum_exclmax_rows_f32(x, rows, n, m, acc);
+            k->expsum_exclmax_rows_f32(x, rows, n, m, mn, acc);
             double t5 = now();
+            for (int64_t r = 0; r < rows; r++) chi[r] = log1p(acc[r].sum / acc[r].unit);
+            double t6 = now();
+            k->logshift_rows_f32(x, y, rows, n, m, chi, clo);
+            double t7 = now();
             t[0][v][rep] = t1 - t0; t[1][v][rep] = t2 - t1; t[2][v][rep] = t4 - t3; t[3][v][rep] = t5 - t4;
+            t[4][v][rep] = t7 - t6;
         }
     printf("rows %lld x %lld, A = %s, B = %s\n", (long long)rows, (long long)n, ks[0]->algorithm, ks[1]->algorithm);
-    for (int p = 0; p < 4; p++) {
+    for (int p = 0; p < 5; p++) {
         double med[2];
         for (int v = 0; v < 2; v++) {
             qsort(t[p][v], REPS, sizeof(double), cmp_double);

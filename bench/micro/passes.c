@@ -60,7 +60,7 @@ int main(int argc, char **argv)
             double t4 = now();
             k->scale_rows_f32(y, rows, n, chi, clo, careful);  /* e_min = 0 forces the careful loop */
             double t5 = now();
-            k->expsum_exclmax_rows_f32(x, rows, n, m, acc);
+            k->expsum_exclmax_rows_f32(x, rows, n, m, mn, acc);
             double t6 = now();
             for (int64_t r = 0; r < rows; r++) chi[r] = log1p(acc[r].sum / acc[r].unit);
             double t7 = now();
