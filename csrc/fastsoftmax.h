@@ -161,6 +161,12 @@ const fsm_kernels *fsm_active(void);
 int64_t fsm_llc_detected(void);
 int64_t fsm_llc_bytes(void);
 void fsm_set_llc_bytes(int64_t bytes);
+/* Whether subnormal operands and results cost nothing extra here (cpu.c measures it once): the float32
+   scale pass then lets the multiply round subnormal outputs (the same bits as its integer form).
+   fsm_set_subnormals(mode): 1 forces the direct form, -1 the integer form, 0 the measured default. */
+int fsm_subnormals_free(void);
+int fsm_subnormals_measured(void);
+void fsm_set_subnormals(int mode);
 int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */

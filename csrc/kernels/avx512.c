@@ -25,6 +25,7 @@
 #define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 x_rr2_t16_p7 (vpermt2pd table, x2)"
 #define VD_N 8
 #define VF_N 16
+#define FSM_SCALE_DIRECT 1 /* the direct subnormal scale form where subnormals are free (template.h) */
 typedef __m512d vd;
 typedef __m512 vf;
 typedef __mmask8 vd_nanflag;

@@ -35,6 +35,9 @@ cdef extern from "fastsoftmax.h" nogil:
     int64_t fsm_llc_detected()
     int64_t fsm_llc_bytes()
     void fsm_set_llc_bytes(int64_t nbytes)
+    int fsm_subnormals_free()
+    int fsm_subnormals_measured()
+    void fsm_set_subnormals(int mode)
     int64_t fsm_stream_calls()
     int fsm_isa_count()
     const char *fsm_isa_name(int i)
@@ -167,6 +170,18 @@ def _set_llc_bytes(nbytes):
     """Tests and benchmarks: nbytes > 0 turns the out-of-cache path on for outputs larger than nbytes,
     nbytes < 0 turns it off, 0 restores the default (csrc/cpu.c: off on AMD, else the detected cache)."""
     fsm_set_llc_bytes(int(nbytes))
+
+
+def _subnormals():
+    """(in use, measured): whether the float32 scale pass lets the multiply round subnormal outputs
+    (the CPU computes with subnormals at full speed; csrc/cpu.c measures it once) or builds them
+    with integer operations. Both give the same bits."""
+    return bool(fsm_subnormals_free()), bool(fsm_subnormals_measured())
+
+
+def _set_subnormals(mode):
+    """Tests and benchmarks: mode 1 forces the multiply, -1 the integer form, 0 the measured default."""
+    fsm_set_subnormals(int(mode))
 
 
 def _stream_calls():

@@ -1,0 +1,80 @@
+"""The two forms of the float32 scale pass for rows whose outputs can be subnormal (csrc/kernels/
+template.h: scale_careful_f32 builds them with integer operations, scale_direct_f32 lets the multiply
+round them where the CPU computes with subnormals at full speed, csrc/cpu.c). They must give the same
+bits, on every ISA, for rows, columns and the half types; the hidden _core._set_subnormals switch
+forces each form (only the AVX-512 set has the direct form; on the others both runs take the integer
+form)."""
+import numpy as np
+import pytest
+
+import fastsoftmax
+from fastsoftmax import _core
+
+
+
+def _both(fn):
+    out = []
+    for mode in (-1, 1):
+        _core._set_subnormals(mode)
+        try:
+            out.append(fn())
+        finally:
+            _core._set_subnormals(0)
+    return out
+
+
+def _wide(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-80, 80, shape).astype(np.float32)
+    x.flat[:: 7] = rng.uniform(-120, 0, x.size)[:: 7].astype(np.float32)  # around the clamp and below 2^-149
+    return x
+
+
+def test_switch_reports_and_restores():
+    in_use, measured = _core._subnormals()
+    _core._set_subnormals(1)
+    assert _core._subnormals()[0] is True
+    _core._set_subnormals(-1)
+    assert _core._subnormals()[0] is False
+    _core._set_subnormals(0)
+    assert _core._subnormals() == (measured, measured)
+    assert in_use == measured
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (3, 17), (64, 4096), (7, 1000), (2, 40000)], ids=str)
+def test_rows_same_bits(isa, shape):
+    x = _wide(shape, 1)
+    careful, direct = _both(lambda: fastsoftmax.softmax(x, axis=-1))
+    assert careful.tobytes() == direct.tobytes()
+    sub = (careful > 0) & (careful < np.finfo(np.float32).tiny)
+    if x.size >= 1000:
+        assert sub.any(), "the data must produce subnormal outputs"
+
+
+def test_row_reaching_below_the_smallest_subnormal(isa):
+    # one dominant logit: the rest reach 2^-149 and below, where the output must round to +0
+    x = np.linspace(-110.0, 0.0, 4001).astype(np.float32)
+    careful, direct = _both(lambda: fastsoftmax.softmax(x))
+    assert careful.tobytes() == direct.tobytes()
+    assert (careful == 0).any() and ((careful > 0) & (careful < np.finfo(np.float32).tiny)).any()
+    ref = np.exp(x.astype(np.float64) - np.log(np.sum(np.exp(x.astype(np.float64)))))
+    units = np.abs(careful.astype(np.float64) - ref) / 2.0 ** -149
+    small = ref < np.finfo(np.float32).tiny
+    assert units[small].max() <= 2.0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_columns_same_bits(isa, threads):
+    x = _wide((40, 3, 64), 2)
+    careful, direct = _both(lambda: fastsoftmax.softmax(x, axis=0, threads=threads))
+    assert careful.tobytes() == direct.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_half_same_bits(isa, dtype):
+    if dtype == "bfloat16":
+        ml = pytest.importorskip("ml_dtypes")
+        dtype = ml.bfloat16
+    x = _wide((16, 1000), 3).astype(dtype)
+    careful, direct = _both(lambda: fastsoftmax.softmax(x, axis=-1))
+    assert careful.tobytes() == direct.tobytes()
