@@ -122,6 +122,11 @@ typedef struct {
                           const double *c_hi, const double *c_lo, const fsm_acc *acc);
     void (*col_scale_f64)(const double *e, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                           const double *c_hi, const double *c_lo, const fsm_acc *acc);
+    /* float32 softmax of columns in one sweep per vector of columns (cols a multiple of the vector):
+       exps into e (may be x), the result into y; a vector with a non-finite maximum is left alone and
+       flagged in skipped[j / lanes] for the general passes */
+    void (*col_softmax_f32)(const float *x, float *e, int64_t n, int64_t ld, int64_t cols, float *y, int64_t ld_out,
+                            unsigned char *skipped);
     void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const float *m, const double *l_hi, const double *l_lo);
     void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,

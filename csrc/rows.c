@@ -56,6 +56,7 @@ typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the
 #define T float
 #define W double
 #define SFX f32
+#define FSM_COL_FUSED 1
 #define FSM_EXPW exp
 #define FSM_LOG1PW log1p
 #include "rows_dtype.h"
@@ -64,6 +65,8 @@ typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the
 #undef SFX
 #undef FSM_EXPW
 #undef FSM_LOG1PW
+#undef FSM_COL_FUSED
+#define FSM_COL_FUSED 0
 #define T double
 #define W fsm_wide
 #define SFX f64

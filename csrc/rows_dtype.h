@@ -250,8 +250,8 @@ static int KF(row_blocks)(const fsm_kernels *k, const fsm_op_passes *p, const T 
  * pass keeps its exps in x's layout at y (which may be x itself); the last pass writes the result to
  * out, whose rows are ld_out apart (ROW_VALUE: one value per column at out).
  */
-static void KF(cols)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int64_t inner,
-                     int64_t cols, T *out, int64_t ld_out)
+static void KF(cols_passes)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int64_t inner,
+                            int64_t cols, T *out, int64_t ld_out)
 {
     const fsm_kernels *tail = fsm_kernels_portable;
     T m[FSM_COLS];
@@ -290,6 +290,24 @@ static void KF(cols)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T
     } else {
         for (int64_t j = 0; j < cols; j++) out[j] = KF(lse_value)(m[j], hi[j], lo[j]);
     }
+}
+
+static void KF(cols)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t n, int64_t inner,
+                     int64_t cols, T *out, int64_t ld_out)
+{
+#if FSM_COL_FUSED
+    const int64_t lanes = k->KF(lanes), vec = cols - cols % lanes;
+    if (p->pass1 == FSM_PASS1_STORE_EXPS && p->last == FSM_LAST_SCALE && vec > 0) {
+        /* softmax: the one-sweep kernel; vectors with a non-finite max and the tail take the passes */
+        unsigned char skipped[FSM_COLS];
+        k->col_softmax_f32(x, y, n, inner, vec, out, ld_out, skipped);
+        for (int64_t j = 0; j < vec; j += lanes)
+            if (skipped[j / lanes]) KF(cols_passes)(k, p, x + j, y + j, n, inner, lanes, out + j, ld_out);
+        if (cols > vec) KF(cols_passes)(k, p, x + vec, y + vec, n, inner, cols - vec, out + vec, ld_out);
+        return;
+    }
+#endif
+    KF(cols_passes)(k, p, x, y, n, inner, cols, out, ld_out);
 }
 
 /* Prefetch n rows of `cols` elements, rows `ld` apart. */
@@ -495,13 +513,19 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
         w.ntasks[0] = w.ntasks[1] = outer * c.nb;
     } else {
         /* column block width: FSM_COLS, or what fits the scratch; 0 = no scratch (very long columns) */
-        c.pad = 64 / (int64_t)sizeof(T);
-        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - c.pad;
+        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(T) / n - 128 / (int64_t)sizeof(T);
         width = width >= FSM_COLS ? FSM_COLS : width - width % 16;
         if (width > inner) width = inner;
         c.use_scratch = width >= 16 || (width == inner && width > 0);
         if (!c.use_scratch) width = FSM_COLS < inner ? FSM_COLS : inner;
         c.width = width;
+        /* The scratch's row pitch: an odd number of cache lines, so that a column's rows fall into
+           distinct L1 sets and no row aliases a row a few steps back modulo 4 KiB (a pitch of 48 lines,
+           752 + 16 floats, put every fourth row of a column in the same set and made each load wait on
+           the store four rows earlier) */
+        int64_t lines = (width * (int64_t)sizeof(T) + 63) / 64;
+        if (lines % 2 == 0) lines++;
+        c.pad = lines * 64 / (int64_t)sizeof(T) - width;
         c.chunks = (inner + width - 1) / width;
         w.task = KF(task_cols);
         w.ntasks[0] = outer * c.chunks;

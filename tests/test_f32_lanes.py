@@ -90,3 +90,27 @@ def test_floating_point_state_is_left_alone(isa):
     fastsoftmax.log_softmax(x, axis=0)
     assert np.float32(1e-38) * np.float32(1e-3) != 0           # a subnormal result is produced
     assert np.float32(1e-40) * np.float32(1) == np.float32(1e-40)  # a subnormal operand is read
+
+
+@pytest.mark.parametrize("n", [1, 3, 17, 21])
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("wide", [False, True])
+def test_column_sweep_matches_the_general_passes(isa, n, special, wide):
+    """The one-sweep column softmax (col_softmax_f32) against the general column passes, bit for bit:
+    a vector of columns with a non-finite max takes the general passes, so inserting such a column in
+    front moves the next columns of the vector from one path to the other. The data has columns that
+    need the careful scale (uniform(-80, 80): subnormal outputs), normal*3 columns and ties."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((n, 48)) * 3).astype(np.float32)
+    if wide:
+        x[:, ::5] = rng.uniform(-80, 80, (n, 10)).astype(np.float32)
+    x[:, 7] = 5.0  # ties: exactly 1/n
+    fused = fastsoftmax.softmax(x, axis=0)
+    col = np.full((n, 1), -np.inf if special == -np.inf else 0.0, np.float32)
+    col[0, 0] = special
+    x2 = np.concatenate([col, x], axis=1)
+    general = fastsoftmax.softmax(x2, axis=0)
+    assert general[:, 1:].tobytes() == fused.tobytes()
+    assert np.all(np.isnan(general[:, 0]))
+    assert np.all(fused[:, 7] == np.float32(1.0 / n))
+    assert ((fused > 0) & (fused < np.finfo(np.float32).tiny)).any() or n < 3 or not wide

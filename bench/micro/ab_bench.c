@@ -20,6 +20,10 @@
 extern const fsm_kernels *const fsm_kernels_a;
 extern const fsm_kernels *const fsm_kernels_b;
 
+/* The kernels ask cpu.c whether subnormal arithmetic is free; ab.sh links no cpu.c: the integer form,
+   unless FSM_SUBNORMALS_FREE is set. */
+int fsm_subnormals_free(void) { return getenv("FSM_SUBNORMALS_FREE") != NULL; }
+
 
 #define REPS 301
 

@@ -33,6 +33,7 @@ FSM_TARGET static inline void vd_store_f32(float *p, vd a) { _mm_storeu_ps(p, _m
 FSM_TARGET static inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
 FSM_TARGET static inline vd vd_sub(vd a, vd b) { return _mm256_sub_pd(a, b); }
 FSM_TARGET static inline vd vd_mul(vd a, vd b) { return _mm256_mul_pd(a, b); }
+FSM_TARGET static inline vd vd_div(vd a, vd b) { return _mm256_div_pd(a, b); }
 FSM_TARGET static inline vd vd_fma(vd a, vd b, vd c) { return _mm256_fmadd_pd(a, b, c); }
 FSM_TARGET static inline vd vd_max(vd a, vd b) { return _mm256_max_pd(a, b); }
 /* maxpd returns its second operand when either is NaN: a NaN d passes through. */

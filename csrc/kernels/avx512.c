@@ -39,6 +39,7 @@ FSM_TARGET static inline void vd_store_f32(float *p, vd a) { _mm256_storeu_ps(p,
 FSM_TARGET static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
 FSM_TARGET static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
 FSM_TARGET static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+FSM_TARGET static inline vd vd_div(vd a, vd b) { return _mm512_div_pd(a, b); }
 FSM_TARGET static inline vd vd_fma(vd a, vd b, vd c) { return _mm512_fmadd_pd(a, b, c); }
 FSM_TARGET static inline vd vd_max(vd a, vd b) { return _mm512_max_pd(a, b); }
 FSM_TARGET static inline vd vd_clamp_lo(vd lo, vd d) { return _mm512_max_pd(lo, d); }

@@ -27,6 +27,7 @@ static inline void vd_store_f32(float *p, vd a) { *p = (float)a; }
 static inline vd vd_add(vd a, vd b) { return a + b; }
 static inline vd vd_sub(vd a, vd b) { return a - b; }
 static inline vd vd_mul(vd a, vd b) { return a * b; }
+static inline vd vd_div(vd a, vd b) { return a / b; }
 static inline vd vd_fma(vd a, vd b, vd c) { return fma(a, b, c); }
 static inline vd vd_max(vd a, vd b) { return b > a ? b : a; }
 static inline vd vd_clamp_lo(vd lo, vd d) { return d < lo ? lo : d; }
