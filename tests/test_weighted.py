@@ -199,6 +199,7 @@ def test_regular_rows_stay_on_the_kernel(monkeypatch):
     b = rng.random((100, 50))
     fastsoftmax.logsumexp(a, axis=-1, b=b)
     fastsoftmax.logsumexp(a, axis=None, b=b, return_sign=True)
+    fastsoftmax.logsumexp(rng.standard_normal((2, 40000)), axis=-1, b=rng.random((2, 40000)))  # in blocks
     assert calls == []
     b[3, :] = -1.0       # a negative sum (nan without return_sign)
     a[7, 5] = np.nan     # NaN with a weight

@@ -310,7 +310,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     """``log(sum(b * exp(a)))`` along ``axis``, without overflow.
 
     Same signature and results as ``scipy.special.logsumexp``. Without ``b`` the C kernel reads
-    the data once; with ``b`` (weights, possibly zero or negative) the NumPy fallback is used.
+    the data once; with ``b`` (weights, possibly zero or negative) it reads the data and the weights
+    once (float32/float64 after scipy's dtype rules), and the rows with special values are
+    recomputed by the NumPy fallback (see the semantics page).
 
     Parameters
     ----------
