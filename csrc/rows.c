@@ -11,9 +11,17 @@
 #include <string.h>
 #include "fastsoftmax.h"
 #include "threads.h"
+/* The weighted logsumexp's code outside its inner loops (rows_dtype.h) is optimised for size (GCC): the
+   release wheel's size limit. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FSM_WSMALL __attribute__((optimize("Os")))
+#else
+#define FSM_WSMALL
+#endif
 /* x86-64: the weighted logsumexp's pass over (a, b, exps) in SSE2, or AVX2 where the active kernels
    are AVX2 or AVX-512 (rows_dtype.h, wsum); elsewhere plain C (the same bits) */
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)) && \
+    !defined(FSM_WSUM_PLAIN) /* -DFSM_WSUM_PLAIN: the plain C loop (tests of its bits) */
 #include <immintrin.h>
 #define FSM_WSUM_SSE2 1
 #if defined(__GNUC__) || defined(__clang__)
@@ -363,7 +371,7 @@ int fsm_row_stats(fsm_dtype dtype, const void *x, int64_t rows, int64_t n, doubl
     return -2;
 }
 
-int64_t fsm_lse_weighted(fsm_dtype dtype, const void *a, const void *b, int64_t rows, int64_t n, void *out, void *sgn,
+FSM_WSMALL int64_t fsm_lse_weighted(fsm_dtype dtype, const void *a, const void *b, int64_t rows, int64_t n, void *out, void *sgn,
                          uint8_t *redo, int return_sign, int threads)
 {
     int64_t tasks = n <= FSM_BLOCK ? rows : rows * ((n + FSM_BLOCK - 1) / FSM_BLOCK);

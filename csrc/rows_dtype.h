@@ -537,8 +537,8 @@ typedef struct { double m, k, rest; } KF(wpart);
 #ifdef FSM_WSUM_SSE2
 /*
  * The groups of 8 elements of one chunk of wsum (len <= 64 elements, lane l of p and kk takes element
- * 8 g + l): the scalar tail's operations, two lanes (SSE2) or four (AVX2) at a time, so both give the
- * same bits. Returns the elements done.
+ * 8 g + l): the plain C loop's operations (the build without SSE2), two lanes (SSE2) or four (AVX2) at
+ * a time, so all three give the same bits. Returns the elements done.
  */
 static inline __m128d KF(load2)(const T *x)
 {
@@ -603,24 +603,34 @@ FSM_WSUM_AVX2 static int64_t KF(wchunk_avx2)(const T *a, const T *b, const T *e,
 #endif
 
 /* k and rest of one block (or short row) whose exps are in e; m finite. Element i of a 64-element
-   chunk goes to lane i % 8 (the vector body and the scalar tail alike). */
+   chunk goes to lane i % 8 (the vector groups, the padded last group and the plain C loop alike). */
 static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit, int avx2, KF(wpart) *o)
 {
     double s[8] = {0}, c[8] = {0}, kk[8] = {0}, p[8];
     const double mm = (double)m;
     for (int64_t i = 0; i < n; i += 64) {
         const int64_t len = n - i < 64 ? n - i : 64;
-        int64_t j = 0;
         for (int l = 0; l < 8; l++) p[l] = 0.0;
 #ifdef FSM_WSUM_SSE2
-        j = avx2 ? KF(wchunk_avx2)(a + i, b + i, e + i, len, mm, p, kk) : KF(wchunk_sse2)(a + i, b + i, e + i, len, mm, p, kk);
-#endif
-        for (; j < len; j++) {
+        const int64_t j = avx2 ? KF(wchunk_avx2)(a + i, b + i, e + i, len, mm, p, kk)
+                               : KF(wchunk_sse2)(a + i, b + i, e + i, len, mm, p, kk);
+        if (j < len) {  /* the last len - j < 8 elements, padded with weight 0, exp 0 and a NaN (never m) */
+            T ta[8], tb[8] = {0}, te[8] = {0};
+            for (int l = 0; l < 8; l++) ta[l] = (T)NAN;
+            memcpy(ta, a + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(tb, b + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(te, e + i + j, (size_t)(len - j) * sizeof(T));
+            if (avx2) KF(wchunk_avx2)(ta, tb, te, 8, mm, p, kk);
+            else KF(wchunk_sse2)(ta, tb, te, 8, mm, p, kk);
+        }
+#else
+        for (int64_t j = 0; j < len; j++) {
             const double bb = (double)b[i + j], w = bb * (double)e[i + j];
             const int top = (double)a[i + j] == mm;
             p[j & 7] += top ? 0.0 : w;
             kk[j & 7] += top ? bb : 0.0;
         }
+#endif
         for (int l = 0; l < 8; l++) {  /* TwoSum: s + c is the exact sum of the partials */
             const double t = s[l] + p[l], bp = t - s[l];
             c[l] += (s[l] - (t - bp)) + (p[l] - bp);
@@ -638,7 +648,7 @@ static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit,
 }
 
 /* m, k and rest of `rows` rows of n elements (rows * n <= FSM_BLOCK), s a scratch of rows * n elements. */
-static void KF(wparts_rows)(const fsm_kernels *k, const T *a, const T *b, T *s, int64_t rows, int64_t n,
+FSM_WSMALL static void KF(wparts_rows)(const fsm_kernels *k, const T *a, const T *b, T *s, int64_t rows, int64_t n,
                             KF(wpart) *out)
 {
     const fsm_op_passes *p = &fsm_ops[FSM_SOFTMAX];
@@ -668,7 +678,7 @@ typedef struct {
     int failed;
 } KF(wcall);
 
-static void KF(task_weighted)(void *ctx, int phase, int64_t t, void **local)
+FSM_WSMALL static void KF(task_weighted)(void *ctx, int phase, int64_t t, void **local)
 {
     KF(wcall) *c = (KF(wcall) *)ctx;
     (void)phase;
@@ -693,7 +703,7 @@ static void KF(task_weighted)(void *ctx, int phase, int64_t t, void **local)
  * beyond T's range (where the fallback's own sums overflow), a zero sum, a result that is not
  * finite, or without return_sign a negative sum (whose value is the fallback's direct sum's log).
  */
-static int KF(wfinish)(T M, W k, W rest, int return_sign, T *out, T *sgn)
+FSM_WSMALL static int KF(wfinish)(T M, W k, W rest, int return_sign, T *out, T *sgn)
 {
     const W big = (W)(sizeof(T) == 4 ? FLT_MAX : DBL_MAX);
     if (!isfinite(M) || k == 0 || !(k <= big && k >= -big) || !(rest <= big && rest >= -big)) return 1;
@@ -713,7 +723,7 @@ static int KF(wfinish)(T M, W k, W rest, int return_sign, T *out, T *sgn)
 
 /* out, sgn of each row (see above), redo[r] = 1 for the rows left to the fallback. Returns how many
    those are, or -1 if memory ran out. */
-static int64_t KF(lse_weighted)(const fsm_kernels *k, const T *a, const T *b, int64_t rows, int64_t n, T *out,
+FSM_WSMALL static int64_t KF(lse_weighted)(const fsm_kernels *k, const T *a, const T *b, int64_t rows, int64_t n, T *out,
                                 T *sgn, uint8_t *redo, int return_sign, int threads)
 {
     KF(wcall) c;

@@ -8,7 +8,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
-from . import _fallback
+from . import _fallback, _weighted
 from ._plan import OPS as _OPS
 from ._plan cimport ROUTE_COPY, ROUTE_DIRECT, Plan, check_threads, make_plan, op_reduces
 
@@ -344,9 +344,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     cdef int nt = check_threads(threads)
     cdef Plan p
     if b is not None:
-        res = _weighted(a, axis, b, keepdims, return_sign, nt)
-        if res is not None:
-            return res
+        lay = _weighted.layout(a, axis, b)
+        if lay is not None:
+            return _weighted.finish(lay, _weighted_rows(lay, return_sign, nt), keepdims, return_sign)
         return _fallback.logsumexp(a, axis, b, keepdims, return_sign, threads=threads)
     p = make_plan(FSM_LOGSUMEXP, a, axis, None, b)
     if p.route == ROUTE_DIRECT or p.route == ROUTE_COPY:
@@ -354,98 +354,23 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     return _fallback.logsumexp(a if p.a is None else p.a, axis, b, keepdims, return_sign, threads=threads)
 
 
-cdef bint _rows_ready(cnp.ndarray x, int t):
-    """x is the kernel's (rows, n) data as it is: of type t, native, aligned, C-contiguous."""
-    return (cnp.PyArray_TYPE(x) == t and cnp.PyArray_ISNOTSWAPPED(x) and cnp.PyArray_ISALIGNED(x)
-            and cnp.PyArray_IS_C_CONTIGUOUS(x))
-
-
-cdef object _weighted(object a, object axis, object b, bint keepdims, bint return_sign, int nt):
-    """logsumexp with weights on the kernel (csrc/rows_dtype.h, lse_weighted): float32 or float64
-    after scipy's dtype rules, a and b broadcast, the reduced axes last in one C-ordered (rows, n)
-    pair (no copy for C-contiguous data of one dtype reduced over its last axes). The kernel forms
-    _fallback._lse_parts and lse_combine's result per row; the rows it cannot finish (a non-finite
-    max or result, weights that cancel at the max, sums beyond the dtype's range, and without
-    return_sign a negative sum, whose value is the direct sum's logarithm) are recomputed here by the
-    fallback, so every edge case is the specification's own. None: not a kernel case (other dtypes,
-    0-d, empty, invalid arguments): the caller takes the fallback, which raises what is raised."""
-    cdef cnp.ndarray a2, b2, out, sgn, redo
-    cdef int64_t rows, n, nredo
-    cdef int t, d, nd
-    if not cnp.PyArray_CheckExact(a):
-        a = np.asarray(a)
-    if not cnp.PyArray_CheckExact(b):
-        b = np.asarray(b)
-    if a.dtype is b.dtype and (cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT or cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE):
-        dt = a.dtype
-    else:
-        if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
-            return None
-        dt = _fallback.lse_dtype(a.dtype, b.dtype)
-        if dt != np.float32 and dt != np.float64:
-            return None
-        dt = np.dtype(np.float32 if dt == np.float32 else np.float64)
-    t = dt.num
-    nd = max(cnp.PyArray_NDIM(a), cnp.PyArray_NDIM(b))
-    if nd == 0:
-        return None
-    if (a.shape == b.shape and (axis is None or (type(axis) is int and (axis == -1 or axis == nd - 1)))
-            and _rows_ready(a, t) and _rows_ready(b, t)):
-        shape = a.shape
-        axes = tuple(range(nd)) if axis is None else (nd - 1,)
-        n = shape[nd - 1] if axis is not None else cnp.PyArray_SIZE(a)
-        rows = cnp.PyArray_SIZE(a) // n if n else 0
-        kept_shape = shape[:nd - 1] if axis is not None else ()
-        a2, b2 = a, b
-    else:
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape)
-            axes = _fallback.reduced_axes(axis, nd)
-        except (ValueError, TypeError, IndexError):  # the fallback raises the error
-            return None
-        kept = tuple([d for d in range(nd) if d not in axes])
-        order = kept + axes
-        kept_shape = tuple([shape[d] for d in kept])
-        n = 1
-        for d in axes:
-            n *= shape[d]
-        rows = 1
-        for d in kept:
-            rows *= shape[d]
-        if n == 0 or rows == 0:
-            return None
-        a2 = np.require(np.broadcast_to(a, shape).transpose(order), dt, ["C", "A"])
-        b2 = np.require(np.broadcast_to(b, shape).transpose(order), dt, ["C", "A"])
-    if n == 0 or rows == 0:
-        return None
-    out = np.empty(kept_shape, dt)
-    sgn = np.empty(kept_shape, dt)
-    redo = np.empty(kept_shape, np.uint8)
-    cdef fsm_dtype fd = FSM_F32 if t == cnp.NPY_FLOAT else FSM_F64
-    cdef const void *pa = cnp.PyArray_DATA(a2)
-    cdef const void *pb = cnp.PyArray_DATA(b2)
+cdef int64_t _weighted_rows(tuple lay, bint return_sign, int threads) except -1:
+    """The weighted logsumexp kernel on the layout of _weighted.layout: the C-contiguous (rows, n)
+    float32/float64 pair a2, b2 of one dtype, and out, sgn, redo per row (csrc/fastsoftmax.h,
+    fsm_lse_weighted). Returns how many rows it marked redo."""
+    cdef cnp.ndarray a = lay[0], b = lay[1], out = lay[4], sgn = lay[5], redo = lay[6]
+    cdef int64_t rows = cnp.PyArray_DIMS(a)[0], n = cnp.PyArray_DIMS(a)[1], nredo
+    cdef fsm_dtype fd = FSM_F32 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT else FSM_F64
+    cdef const void *pa = cnp.PyArray_DATA(a)
+    cdef const void *pb = cnp.PyArray_DATA(b)
     cdef void *po = cnp.PyArray_DATA(out)
     cdef void *ps = cnp.PyArray_DATA(sgn)
     cdef unsigned char *pr = <unsigned char *>cnp.PyArray_DATA(redo)
     with nogil:
-        nredo = fsm_lse_weighted(fd, pa, pb, rows, n, po, ps, pr, return_sign, nt)
+        nredo = fsm_lse_weighted(fd, pa, pb, rows, n, po, ps, pr, return_sign, threads)
     if nredo < 0:
         raise MemoryError("fastsoftmax: out of memory for per-block scratch")
-    if nredo > 0:
-        idx = np.flatnonzero(redo)
-        a2 = a2.reshape(rows, n)[idx]
-        b2 = b2.reshape(rows, n)[idx]
-        fb = _fallback.logsumexp(a2, -1, b2, False, return_sign)
-        if return_sign:
-            out.reshape(-1)[idx], sgn.reshape(-1)[idx] = fb
-        else:
-            out.reshape(-1)[idx] = fb
-    if keepdims:
-        out = np.expand_dims(out, axes)
-        sgn = np.expand_dims(sgn, axes)
-    if return_sign:
-        return (out[()] if out.ndim == 0 else out), (sgn[()] if sgn.ndim == 0 else sgn)
-    return out[()] if out.ndim == 0 else out
+    return nredo
 
 
 # ---- selection (select.c): the kernel side of fastsoftmax.topk_softmax and fastsoftmax.sample ----
