@@ -245,7 +245,8 @@ def check_call(op, x, **kwargs):
         if g_a.shape != e_a.shape or g_a.dtype != e_a.dtype:
             _fail(f"result {g_a.dtype}{g_a.shape}, specification {e_a.dtype}{e_a.shape}", op, x, kwargs)
 
-    if weighted_route(op, x, kwargs.get("b")) and normalize_axes(axis, max(np.ndim(x), np.ndim(kwargs["b"]))):
+    b = kwargs.get("b")
+    if weighted_route(op, x, b) and normalize_axes(axis, max(np.ndim(x), np.ndim(b))) is not None:
         _check_weighted(op, x, kwargs, got_parts, exp_parts)
         return got_res
     if not route:
