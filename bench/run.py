@@ -25,7 +25,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from harness import accuracy, candidates, cases, memory, reference, report, timing  # noqa: E402
-from harness import half, issue15, machine, sampling  # noqa: E402
+from harness import half, issue15, machine, sampling, weighted  # noqa: E402
 
 OPS = candidates.OPS
 NORMAL_TWIN = "fastsoftmax-normal3"  # fastsoftmax on normal*3 data of a non-normal case's shape
@@ -335,6 +335,8 @@ def main(argv=None):
         _log("issue 15 targets (float64 vs torch / onnxruntime; float32 (4096, 32000) vs np.copyto):")
         data["issue15_targets"] = issue15.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log,
                                               names=[c.name for c in cands])
+        _log("weighted logsumexp targets (b= against no b on the same array, 1 thread, interleaved in one process):")
+        data["weighted_targets"] = weighted.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.02), log=_log)
         if not args.no_sampling:
             _log("sampling and top-k targets (1 thread, interleaved in one process):")
             data["sampling_targets"] = sampling.run(rounds=opts.repeats, sample_s=max(opts.sample_s, 0.05), log=_log)

@@ -185,6 +185,16 @@ int fsm_default_threads(void);                    /* what threads=None resolves 
 int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                 int64_t outer, int64_t n, int64_t inner, int threads);
 
+/*
+ * logsumexp with weights (rows_dtype.h, lse_weighted): per row of the rows x n C-contiguous float32 /
+ * float64 arrays a and b (weights), scipy's log|sum(b * exp(a))| in out and its sign in sgn (the
+ * fallback's _lse_parts and lse_combine); redo[r] = 1 marks the rows it leaves to the fallback (a
+ * non-finite max or result, weights that cancel at the max, sums beyond the dtype's range, and
+ * without return_sign a negative sum). Returns the number of those rows, or -1 if memory ran out.
+ */
+int64_t fsm_lse_weighted(fsm_dtype dtype, const void *a, const void *b, int64_t rows, int64_t n, void *out, void *sgn,
+                         uint8_t *redo, int return_sign, int threads);
+
 #ifdef __cplusplus
 }
 #endif

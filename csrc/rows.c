@@ -11,6 +11,25 @@
 #include <string.h>
 #include "fastsoftmax.h"
 #include "threads.h"
+/* The weighted logsumexp's code outside its inner loops (rows_dtype.h) is optimised for size (GCC): the
+   release wheel's size limit. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FSM_WSMALL __attribute__((optimize("Os")))
+#else
+#define FSM_WSMALL
+#endif
+/* x86-64: the weighted logsumexp's pass over (a, b, exps) in SSE2, or AVX2 where the active kernels
+   are AVX2 or AVX-512 (rows_dtype.h, wsum); elsewhere plain C (the same bits) */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)) && \
+    !defined(FSM_WSUM_PLAIN) /* -DFSM_WSUM_PLAIN: the plain C loop (tests of its bits) */
+#include <immintrin.h>
+#define FSM_WSUM_SSE2 1
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_WSUM_AVX2 __attribute__((target("avx2")))
+#else
+#define FSM_WSUM_AVX2
+#endif
+#endif
 
 #define FSM_BLOCK ((int64_t)16384)     /* elements per row block: fixed, so results never depend on threads */
 #define FSM_BATCH 256                  /* short rows per kernel call */
@@ -38,10 +57,12 @@
 typedef long double fsm_wide;
 #define FSM_EXPL expl
 #define FSM_LOG1PL log1pl
+#define FSM_LOGL logl
 #else
 typedef double fsm_wide;
 #define FSM_EXPL exp
 #define FSM_LOG1PL log1p
+#define FSM_LOGL log
 #endif
 
 /* The out-of-cache path (rows_dtype.h) counts the calls it takes, so that tests see it was taken
@@ -59,6 +80,7 @@ typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the
 #define FSM_COL_FUSED 1
 #define FSM_EXPW exp
 #define FSM_LOG1PW log1p
+#define FSM_LOGW log
 #include "rows_dtype.h"
 #undef T
 #undef W
@@ -67,17 +89,20 @@ typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the
 #undef FSM_LOG1PW
 #undef FSM_COL_FUSED
 #define FSM_COL_FUSED 0
+#undef FSM_LOGW
 #define T double
 #define W fsm_wide
 #define SFX f64
 #define FSM_EXPW FSM_EXPL
 #define FSM_LOG1PW FSM_LOG1PL
+#define FSM_LOGW FSM_LOGL
 #include "rows_dtype.h"
 #undef T
 #undef W
 #undef SFX
 #undef FSM_EXPW
 #undef FSM_LOG1PW
+#undef FSM_LOGW
 
 /*
  * float16 and bfloat16 (bf = 0 / 1): each piece of work is widened into a float32 scratch that stays
@@ -346,5 +371,19 @@ int fsm_row_stats(fsm_dtype dtype, const void *x, int64_t rows, int64_t n, doubl
     const fsm_kernels *k = fsm_active();
     if (dtype == FSM_F32) return row_stats_f32(k, (const float *)x, rows, n, m, l_hi, l_lo);
     if (dtype == FSM_F64) return row_stats_f64(k, (const double *)x, rows, n, m, l_hi, l_lo);
+    return -2;
+}
+
+FSM_WSMALL int64_t fsm_lse_weighted(fsm_dtype dtype, const void *a, const void *b, int64_t rows, int64_t n, void *out, void *sgn,
+                         uint8_t *redo, int return_sign, int threads)
+{
+    int64_t tasks = n <= FSM_BLOCK ? rows : rows * ((n + FSM_BLOCK - 1) / FSM_BLOCK);
+    int t = fsm_plan_threads(threads, 2 * rows * n, tasks);
+    if (dtype == FSM_F32)
+        return lse_weighted_f32(fsm_active(), (const float *)a, (const float *)b, rows, n, (float *)out, (float *)sgn,
+                                redo, return_sign, t);
+    if (dtype == FSM_F64)
+        return lse_weighted_f64(fsm_active(), (const double *)a, (const double *)b, rows, n, (double *)out,
+                                (double *)sgn, redo, return_sign, t);
     return -2;
 }

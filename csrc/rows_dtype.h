@@ -536,6 +536,263 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
     return c.failed ? -1 : 0;
 }
 
+/* ---- weighted logsumexp (b=): the parts of the fallback's _lse_parts, for fastsoftmax._core ---- */
+
+/*
+ * Per row of a with weights b (both rows x n, C-contiguous), as _fallback._lse_parts defines them:
+ * M = the max of a over the elements whose weight is not zero, k = the sum of the weights of the
+ * elements equal to M, rest = the sum of b * exp(a - M) over the others. The row is cut into the
+ * fixed blocks of FSM_BLOCK elements (short rows: batches of whole rows), each done in a per-thread
+ * scratch s that stays in cache:
+ *   the softmax op's max pass and exp pass (template.h) on a: m_b and s = exp(a - m_b) * unit
+ *   one pass over (a, b, s): k_b = sum b where a == m_b, rest_b = sum b * s / unit elsewhere, each
+ *   product in double (exact for float32) summed in 8 lanes whose partials of 64 elements go into
+ *   TwoSum accumulators (wsum below);
+ *   where m_b is not finite or k_b is 0 (a NaN or inf, or the max elements' weights are zero or
+ *   cancel), the block again on s = where(b != 0, a, -inf): the max over the weighted elements.
+ * A zero weight removes its element either way (an element of weight 0 adds 0 to k and to rest).
+ * Blocks merge in order: M = max m_b, k = sum of k_b over the blocks with m_b = M, rest = the
+ * other blocks' (k_b + rest_b) e^(m_b - M) plus the rest_b of those with m_b = M, in W. Nothing here
+ * depends on the thread count or the ISA (the 8 lanes are the source's, not the vector's). A row whose
+ * M is not finite has only M set: the caller recomputes it with the fallback.
+ */
+typedef struct { double m, k, rest; } KF(wpart);
+
+#ifdef FSM_WSUM_SSE2
+/*
+ * The groups of 8 elements of one chunk of wsum (len <= 64 elements, lane l of p and kk takes element
+ * 8 g + l): the plain C loop's operations (the build without SSE2), two lanes (SSE2) or four (AVX2) at
+ * a time, so all three give the same bits. Returns the elements done.
+ */
+static inline __m128d KF(load2)(const T *x)
+{
+    if (sizeof(T) == 4) return _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)x)));
+    return _mm_loadu_pd((const double *)(const void *)x);
+}
+
+static int64_t KF(wchunk_sse2)(const T *a, const T *b, const T *e, int64_t len, double mm, double *p, double *kk)
+{
+    const __m128d vm = _mm_set1_pd(mm);
+    __m128d vp[4], vk[4];
+    int64_t j = 0;
+    for (int q = 0; q < 4; q++) {
+        vp[q] = _mm_loadu_pd(p + 2 * q);
+        vk[q] = _mm_loadu_pd(kk + 2 * q);
+    }
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 4; q++) {
+            const int64_t o = j + 2 * q;
+            const __m128d bv = KF(load2)(b + o), w = _mm_mul_pd(bv, KF(load2)(e + o));
+            const __m128d top = _mm_cmpeq_pd(KF(load2)(a + o), vm);
+            vp[q] = _mm_add_pd(vp[q], _mm_andnot_pd(top, w));
+            vk[q] = _mm_add_pd(vk[q], _mm_and_pd(top, bv));
+        }
+    for (int q = 0; q < 4; q++) {
+        _mm_storeu_pd(p + 2 * q, vp[q]);
+        _mm_storeu_pd(kk + 2 * q, vk[q]);
+    }
+    return j;
+}
+
+FSM_WSUM_AVX2 static inline __m256d KF(load4)(const T *x)
+{
+    if (sizeof(T) == 4) return _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)x));
+    return _mm256_loadu_pd((const double *)(const void *)x);
+}
+
+FSM_WSUM_AVX2 static int64_t KF(wchunk_avx2)(const T *a, const T *b, const T *e, int64_t len, double mm, double *p,
+                                             double *kk)
+{
+    const __m256d vm = _mm256_set1_pd(mm);
+    __m256d vp[2], vk[2];
+    int64_t j = 0;
+    for (int q = 0; q < 2; q++) {
+        vp[q] = _mm256_loadu_pd(p + 4 * q);
+        vk[q] = _mm256_loadu_pd(kk + 4 * q);
+    }
+    for (; j + 8 <= len; j += 8)
+        for (int q = 0; q < 2; q++) {
+            const int64_t o = j + 4 * q;
+            const __m256d bv = KF(load4)(b + o), w = _mm256_mul_pd(bv, KF(load4)(e + o));
+            const __m256d top = _mm256_cmp_pd(KF(load4)(a + o), vm, _CMP_EQ_OQ);
+            vp[q] = _mm256_add_pd(vp[q], _mm256_andnot_pd(top, w));
+            vk[q] = _mm256_add_pd(vk[q], _mm256_and_pd(top, bv));
+        }
+    for (int q = 0; q < 2; q++) {
+        _mm256_storeu_pd(p + 4 * q, vp[q]);
+        _mm256_storeu_pd(kk + 4 * q, vk[q]);
+    }
+    return j;
+}
+#endif
+
+/* k and rest of one block (or short row) whose exps are in e; m finite. Element i of a 64-element
+   chunk goes to lane i % 8 (the vector groups, the padded last group and the plain C loop alike). */
+static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit, int avx2, KF(wpart) *o)
+{
+    double s[8] = {0}, c[8] = {0}, kk[8] = {0}, p[8];
+    const double mm = (double)m;
+    for (int64_t i = 0; i < n; i += 64) {
+        const int64_t len = n - i < 64 ? n - i : 64;
+        for (int l = 0; l < 8; l++) p[l] = 0.0;
+#ifdef FSM_WSUM_SSE2
+        const int64_t j = avx2 ? KF(wchunk_avx2)(a + i, b + i, e + i, len, mm, p, kk)
+                               : KF(wchunk_sse2)(a + i, b + i, e + i, len, mm, p, kk);
+        if (j < len) {  /* the last len - j < 8 elements, padded with weight 0, exp 0 and a NaN (never m) */
+            T ta[8], tb[8] = {0}, te[8] = {0};
+            for (int l = 0; l < 8; l++) ta[l] = (T)NAN;
+            memcpy(ta, a + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(tb, b + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(te, e + i + j, (size_t)(len - j) * sizeof(T));
+            if (avx2) KF(wchunk_avx2)(ta, tb, te, 8, mm, p, kk);
+            else KF(wchunk_sse2)(ta, tb, te, 8, mm, p, kk);
+        }
+#else
+        for (int64_t j = 0; j < len; j++) {
+            const double bb = (double)b[i + j], w = bb * (double)e[i + j];
+            const int top = (double)a[i + j] == mm;
+            p[j & 7] += top ? 0.0 : w;
+            kk[j & 7] += top ? bb : 0.0;
+        }
+#endif
+        for (int l = 0; l < 8; l++) {  /* TwoSum: s + c is the exact sum of the partials */
+            const double t = s[l] + p[l], bp = t - s[l];
+            c[l] += (s[l] - (t - bp)) + (p[l] - bp);
+            s[l] = t;
+        }
+    }
+    W rs = 0, rc = 0, k = 0;
+    for (int l = 0; l < 8; l++) {
+        rs += (W)s[l];
+        rc += (W)c[l];
+        k += (W)kk[l];
+    }
+    o->k = (double)k;
+    o->rest = (double)((rs + rc) / unit);
+}
+
+/* m, k and rest of `rows` rows of n elements (rows * n <= FSM_BLOCK), s a scratch of rows * n elements. */
+FSM_WSMALL static void KF(wparts_rows)(const fsm_kernels *k, const T *a, const T *b, T *s, int64_t rows, int64_t n,
+                            KF(wpart) *out)
+{
+    const fsm_op_passes *p = &fsm_ops[FSM_SOFTMAX];
+    T m[FSM_BATCH], mn[FSM_BATCH];
+    fsm_acc acc[FSM_BATCH];
+    const int avx2 = k->lanes_f64 >= 4;
+    KF(pass1_rows)(k, p, a, s, rows, n, m, mn, acc);
+    for (int64_t r = 0; r < rows; r++) {
+        const T *ar = a + r * n, *br = b + r * n;
+        T *sr = s + r * n;
+        out[r].m = (double)m[r];
+        out[r].k = out[r].rest = 0.0;
+        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), avx2, &out[r]);
+        if (isfinite(m[r]) && out[r].k != 0.0) continue;
+        for (int64_t i = 0; i < n; i++) sr[i] = br[i] != (T)0 ? ar[i] : (T)-INFINITY;  /* the weighted max */
+        KF(pass1_rows)(k, p, sr, sr, 1, n, &m[r], &mn[r], &acc[r]);
+        out[r].m = (double)m[r];
+        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), avx2, &out[r]);
+    }
+}
+
+typedef struct {
+    const fsm_kernels *k;
+    const T *a, *b;
+    int64_t rows, n, batch, nb;
+    KF(wpart) *parts;  /* rows * nb: a short row's one part, or a long row's blocks */
+    int failed;
+} KF(wcall);
+
+FSM_WSMALL static void KF(task_weighted)(void *ctx, int phase, int64_t t, void **local)
+{
+    KF(wcall) *c = (KF(wcall) *)ctx;
+    (void)phase;
+    if (!*local && !(*local = malloc((size_t)FSM_BLOCK * sizeof(T)))) {
+        c->failed = 1;
+        return;
+    }
+    if (c->nb == 1) {
+        int64_t r0 = t * c->batch, rows = c->rows - r0 < c->batch ? c->rows - r0 : c->batch;
+        KF(wparts_rows)(c->k, c->a + r0 * c->n, c->b + r0 * c->n, (T *)*local, rows, c->n, c->parts + r0);
+    } else {
+        int64_t r = t / c->nb, blk = t % c->nb, off = r * c->n + blk * FSM_BLOCK;
+        KF(wparts_rows)(c->k, c->a + off, c->b + off, (T *)*local, 1, FSM_BLOCK_LEN(c->n, blk), c->parts + t);
+    }
+}
+
+/*
+ * A row's result from its parts, as _fallback.lse_combine forms it where that is finite:
+ * s = rest / k, sign = sign(s + 1) sign(k), s reflected to -s - 2 below -1, and
+ * log|sum| = M + (log1p(s) + log|k|), formed in W and added to M with TwoSum, rounded once.
+ * Returns 1 (and sets nothing) for a row the fallback recomputes: M not finite, k zero, k or rest
+ * beyond T's range (where the fallback's own sums overflow), a zero sum, a result that is not
+ * finite, or without return_sign a negative sum (whose value is the fallback's direct sum's log).
+ */
+FSM_WSMALL static int KF(wfinish)(T M, W k, W rest, int return_sign, T *out, T *sgn)
+{
+    const W big = (W)(sizeof(T) == 4 ? FLT_MAX : DBL_MAX);
+    if (!isfinite(M) || k == 0 || !(k <= big && k >= -big) || !(rest <= big && rest >= -big)) return 1;
+    W s = rest == 0 ? (W)0 : rest / k;
+    const W s1 = s + 1;
+    const int sg = (s1 > 0 ? 1 : s1 < 0 ? -1 : 0) * (k > 0 ? 1 : -1);
+    if (sg == 0 || (sg < 0 && !return_sign)) return 1;
+    if (s < -1) s = -s - 2;
+    const W l = FSM_LOG1PW(s) + FSM_LOGW(k > 0 ? k : -k);
+    const double l_hi = (double)l;
+    const T v = KF(lse_value)(M, l_hi, (double)(l - (W)l_hi));
+    if (!isfinite(v)) return 1;
+    *out = v;
+    *sgn = (T)sg;
+    return 0;
+}
+
+/* out, sgn of each row (see above), redo[r] = 1 for the rows left to the fallback. Returns how many
+   those are, or -1 if memory ran out. */
+FSM_WSMALL static int64_t KF(lse_weighted)(const fsm_kernels *k, const T *a, const T *b, int64_t rows, int64_t n, T *out,
+                                T *sgn, uint8_t *redo, int return_sign, int threads)
+{
+    KF(wcall) c;
+    fsm_work w = {0};
+    int64_t nredo = 0;
+    memset(&c, 0, sizeof c);
+    c.k = k;
+    c.a = a;
+    c.b = b;
+    c.rows = rows;
+    c.n = n;
+    c.nb = n <= FSM_BLOCK ? 1 : (n + FSM_BLOCK - 1) / FSM_BLOCK;
+    c.batch = n <= FSM_BLOCK ? FSM_BATCH_ELEMS / n : 1;
+    c.batch = c.batch < 1 ? 1 : c.batch > FSM_BATCH ? FSM_BATCH : c.batch;
+    c.parts = (KF(wpart) *)malloc((size_t)(rows * c.nb) * sizeof(KF(wpart)));
+    if (!c.parts) return -1;
+    w.ctx = &c;
+    w.nphases = 1;
+    w.task = KF(task_weighted);
+    w.ntasks[0] = c.nb == 1 ? (rows + c.batch - 1) / c.batch : rows * c.nb;
+    fsm_run(&w, threads);
+    for (int64_t r = 0; r < rows && !c.failed; r++) {
+        const KF(wpart) *p = c.parts + r * c.nb;
+        T M = (T)-INFINITY;
+        for (int64_t blk = 0; blk < c.nb; blk++) {
+            if (isnan(p[blk].m)) { M = (T)NAN; break; }
+            if ((T)p[blk].m > M) M = (T)p[blk].m;
+        }
+        W kk = 0, rs = 0;
+        if (isfinite(M))
+            for (int64_t blk = 0; blk < c.nb; blk++) {
+                if ((T)p[blk].m == M) {
+                    kk += (W)p[blk].k;
+                    rs += (W)p[blk].rest;
+                } else {
+                    rs += KF(block_factor)((T)p[blk].m, M) * ((W)p[blk].k + (W)p[blk].rest);
+                }
+            }
+        redo[r] = (uint8_t)KF(wfinish)(M, kk, rs, return_sign, &out[r], &sgn[r]);
+        nredo += redo[r];
+    }
+    free(c.parts);
+    return c.failed ? -1 : nredo;
+}
+
 #undef KF
 #undef FN
 #undef FN2

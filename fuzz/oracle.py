@@ -11,8 +11,14 @@ executable specification) with the same arguments and asserts the documented con
   logsumexp in ulp of max(|result|, |row max|); NaN and +-inf exactly where the specification has
   them; outputs below the normal range (not covered by the documented bound) within the smallest
   normal number of the reference;
-* everywhere else (float16, long double, complex, ``b``, 0-d, empty) the result is the
-  fallback's, value for value;
+* logsumexp with ``b`` where the kernel runs (data and weights float32/float64 after scipy's dtype
+  rules, at least one dimension, not empty; see ``weighted_route``): NaN and +-inf exactly where the
+  specification has them, finite values within 2 ulp of the specification evaluated in the wide
+  dtype, in ulp of max(|result|, |max|, the cancellation among the weights; see
+  ``_reference.weighted_logsumexp``), and signs the specification's where that cancellation leaves
+  the sign determined;
+* everywhere else (float16, long double, complex, 0-d, empty) the result is the fallback's, value
+  for value;
 * the input is not modified (unless it is ``out``), an ``out`` that is accepted is returned, and a
   call that raises leaves ``out`` untouched.
 
@@ -105,6 +111,23 @@ def kernel_route(op, x, axis=None, b=None):
     dimension, not empty, no ``b``."""
     p = plan_of(op, x, axis, b)
     return p is not None and p.route_name != "fallback"
+
+
+def weighted_route(op, x, b):
+    """True when logsumexp with weights ``b`` runs on the kernel (_core._weighted): x and b
+    numeric, float32 or float64 after scipy's dtype rules, broadcast to at least one dimension and
+    not empty (an invalid axis or shape raises on the fallback)."""
+    if op != "logsumexp" or b is None:
+        return False
+    try:
+        xa, ba = np.asarray(x), np.asarray(b)
+        if xa.dtype.kind not in "biuf" or ba.dtype.kind not in "biuf":
+            return False
+        shape = np.broadcast_shapes(xa.shape, ba.shape)
+    except Exception:
+        return False
+    return _fallback.lse_dtype(xa.dtype, ba.dtype) in (np.float32, np.float64) and len(shape) > 0 \
+        and 0 not in shape
 
 
 def direct_route(op, x, axis=None, b=None):
@@ -222,6 +245,10 @@ def check_call(op, x, **kwargs):
         if g_a.shape != e_a.shape or g_a.dtype != e_a.dtype:
             _fail(f"result {g_a.dtype}{g_a.shape}, specification {e_a.dtype}{e_a.shape}", op, x, kwargs)
 
+    b = kwargs.get("b")
+    if weighted_route(op, x, b) and normalize_axes(axis, max(np.ndim(x), np.ndim(b))) is not None:
+        _check_weighted(op, x, kwargs, got_parts, exp_parts)
+        return got_res
     if not route:
         for g, e in zip(got_parts, exp_parts):
             if not _equal_values(g, e):
@@ -253,3 +280,29 @@ def _check_accuracy(op, x, kwargs, a, got_parts, exp_parts):
     if op == "logsumexp" and kwargs.get("return_sign"):
         if not _equal_values(got_parts[1], exp_parts[1]):
             _fail(f"sign {got_parts[1]!r}, specification {exp_parts[1]!r}", op, x, kwargs)
+
+
+def _check_weighted(op, x, kwargs, got_parts, exp_parts):
+    """logsumexp with b on the kernel: the specification's NaN / +-inf, finite values within the
+    documented ulp of the wide reference (its unit: _reference.weighted_logsumexp's scale), and the
+    specification's signs where the sum's sign is determined (cancellation below 2^-20 / eps)."""
+    a, b = np.asarray(x), np.asarray(kwargs["b"])
+    dt = _fallback.lse_dtype(a.dtype, b.dtype)
+    ref, _, scale, cond = _reference.weighted_logsumexp(a.astype(dt), b.astype(dt), kwargs.get("axis"),
+                                                         keepdims=bool(kwargs.get("keepdims")))
+    got, spec = np.asarray(got_parts[0]), np.asarray(exp_parts[0])
+    special = ~np.isfinite(spec) | ~np.isfinite(got)
+    if not np.array_equal(np.where(special, got, 0), np.where(special, spec, 0), equal_nan=True):
+        _fail(f"NaN / inf differ from the specification:\n  got  {got!r}\n  spec {spec!r}", op, x, kwargs)
+    ref = np.where(special, spec, np.broadcast_to(ref, got.shape))
+    err = _reference.ulp_errors(got, ref, np.broadcast_to(scale, got.shape), dt, subnormal_abs=SUBNORMAL_ABS[dt.type])
+    tol = _reference.tolerance(dt)
+    if err.size and not np.all(err <= tol):
+        i = np.unravel_index(np.argmax(err), err.shape)
+        _fail(f"weighted logsumexp off by {float(err[i]):.3g} ulp (> {tol}) at {tuple(int(j) for j in i)}: got "
+              f"{got[i]!r}, reference {ref[i]!r}", op, x, kwargs)
+    if kwargs.get("return_sign"):
+        gs, es = np.asarray(got_parts[1]), np.asarray(exp_parts[1])
+        determined = special | (np.broadcast_to(cond, gs.shape) < 2.0 ** -20 / np.finfo(dt).eps)
+        if not np.array_equal(np.where(determined, gs, 0), np.where(determined, es, 0), equal_nan=True):
+            _fail(f"sign {gs!r}, specification {es!r}", op, x, kwargs)

@@ -35,7 +35,7 @@ def test_stubtest(tmp_path):
     # source, whose own typing is not what this test is about; Dask is an optional dependency.
     (tmp_path / "mypy.ini").write_text(
         "[mypy]\n\n"
-        "[mypy-fastsoftmax._fallback,fastsoftmax._select,fastsoftmax.__main__,fastsoftmax.dask]\n"
+        "[mypy-fastsoftmax._fallback,fastsoftmax._select,fastsoftmax._weighted,fastsoftmax.__main__,fastsoftmax.dask]\n"
         "ignore_errors = True\n\n"
         "[mypy-dask.*,distributed.*]\nignore_missing_imports = True\n")
     allow = ["fastsoftmax._core.__test__",  # Cython's dict of docstrings for doctest; not API

@@ -176,6 +176,9 @@ def targets_markdown(data):
     if data.get("issue15_targets"):
         from . import issue15
         text += "\n\n" + issue15.markdown(data["issue15_targets"], isa, (data_avx2 or {}).get("issue15_targets"))
+    if data.get("weighted_targets"):
+        from . import weighted
+        text += "\n\n" + weighted.markdown(data["weighted_targets"], isa)
     if data.get("sampling_targets"):
         from . import sampling
         text += "\n\n" + sampling.markdown(data["sampling_targets"], isa)

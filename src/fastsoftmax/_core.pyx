@@ -8,7 +8,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
-from . import _fallback
+from . import _fallback, _weighted
 from ._plan import OPS as _OPS
 from ._plan cimport ROUTE_COPY, ROUTE_DIRECT, Plan, check_threads, make_plan, op_reduces
 
@@ -43,6 +43,8 @@ cdef extern from "fastsoftmax.h" nogil:
     const char *fsm_isa_name(int i)
     int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
                     int64_t outer, int64_t n, int64_t inner, int threads)
+    int64_t fsm_lse_weighted(fsm_dtype dtype, const void *a, const void *b, int64_t rows, int64_t n, void *out,
+                             void *sgn, unsigned char *redo, int return_sign, int threads)
 
 cdef extern from "threads.h" nogil:
     ctypedef struct fsm_thread_state:
@@ -323,7 +325,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     """``log(sum(b * exp(a)))`` along ``axis``, without overflow.
 
     Same signature and results as ``scipy.special.logsumexp``. Without ``b`` the C kernel reads
-    the data once; with ``b`` (weights, possibly zero or negative) the NumPy fallback is used.
+    the data once; with ``b`` (weights, possibly zero or negative) it reads the data and the weights
+    once (float32/float64 after scipy's dtype rules), and the rows with special values are
+    recomputed by the NumPy fallback (see the semantics page).
 
     Parameters
     ----------
@@ -353,10 +357,35 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, thread
     1000.6931471805599
     """
     cdef int nt = check_threads(threads)
-    cdef Plan p = make_plan(FSM_LOGSUMEXP, a, axis, None, b)
+    cdef Plan p
+    if b is not None:
+        lay = _weighted.layout(a, axis, b)
+        if lay is not None:
+            return _weighted.finish(lay, _weighted_rows(lay, return_sign, nt), keepdims, return_sign)
+        return _fallback.logsumexp(a, axis, b, keepdims, return_sign, threads=threads)
+    p = make_plan(FSM_LOGSUMEXP, a, axis, None, b)
     if p.route == ROUTE_DIRECT or p.route == ROUTE_COPY:
         return _fallback.shape_lse_result(_run(p, None, nt), p.axes, keepdims, return_sign)
     return _fallback.logsumexp(a if p.a is None else p.a, axis, b, keepdims, return_sign, threads=threads)
+
+
+cdef int64_t _weighted_rows(tuple lay, bint return_sign, int threads) except -1:
+    """The weighted logsumexp kernel on the layout of _weighted.layout: the C-contiguous (rows, n)
+    float32/float64 pair a2, b2 of one dtype, and out, sgn, redo per row (csrc/fastsoftmax.h,
+    fsm_lse_weighted). Returns how many rows it marked redo."""
+    cdef cnp.ndarray a = lay[0], b = lay[1], out = lay[4], sgn = lay[5], redo = lay[6]
+    cdef int64_t rows = cnp.PyArray_DIMS(a)[0], n = cnp.PyArray_DIMS(a)[1], nredo
+    cdef fsm_dtype fd = FSM_F32 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT else FSM_F64
+    cdef const void *pa = cnp.PyArray_DATA(a)
+    cdef const void *pb = cnp.PyArray_DATA(b)
+    cdef void *po = cnp.PyArray_DATA(out)
+    cdef void *ps = cnp.PyArray_DATA(sgn)
+    cdef unsigned char *pr = <unsigned char *>cnp.PyArray_DATA(redo)
+    with nogil:
+        nredo = fsm_lse_weighted(fd, pa, pb, rows, n, po, ps, pr, return_sign, threads)
+    if nredo < 0:
+        raise MemoryError("fastsoftmax: out of memory for per-block scratch")
+    return nredo
 
 
 # ---- selection (select.c): the kernel side of fastsoftmax.topk_softmax and fastsoftmax.sample ----

@@ -11,7 +11,9 @@ A plan says, for (op, x, axis, out, b):
           float64), native byte order, aligned, and the reduced axes one
           contiguous band in memory, so the data is (outer, n, inner) rows (see fastsoftmax.h);
           "copy": one C-ordered copy with the kept axes first and the reduced axes last
-          (``order``), then the kernel; "fallback": _fallback.py (other dtypes, 0-d, empty, b=).
+          (``order``), then the kernel; "fallback": _fallback.py (other dtypes, 0-d, empty, b=:
+          logsumexp with weights is routed by _core._weighted, which takes the kernel for
+          float32/float64 data and weights and the fallback otherwise).
   axes    the reduced axes; ``kept_order`` the kept axes in memory order (the order in which the
           logsumexp kernel writes its results);
   out     whether the kernel may write ``out`` itself (same layout as x, aligned), else the result

@@ -115,6 +115,29 @@ def logsumexp_scale(x, lse, axis=-1, keepdims=False):
     return np.maximum(np.abs(np.asarray(lse, w.dtype)), np.abs(np.max(w, axis=axis, keepdims=keepdims)))
 
 
+def weighted_logsumexp(x, b, axis=-1, keepdims=False):
+    """(log|sum(b * exp(x))|, its sign, scale, cond) over ``axis`` with weights ``b`` (broadcast against x,
+    both in the result dtype of scipy's rules, float32 or float64): the specification evaluated in the
+    wide dtype. ``scale`` is the magnitude whose ulp is the unit of error: max(|result|, |max of x over
+    the weighted elements|, cond), cond = sum|b exp(x)| / |sum b exp(x)| (the cancellation among
+    weights of both signs, which multiplies every rounding of a term; 1 for weights of one sign)."""
+    x, b = np.broadcast_arrays(np.asarray(x), np.asarray(b))
+    wd = wide_dtype(np.result_type(x.dtype, b.dtype))
+    w, bw = x.astype(wd), b.astype(wd)
+    axes = _fallback.reduced_axes(axis, w.ndim) if axis is not None else None
+    with np.errstate(all="ignore"):
+        val, sgn = _fallback.logsumexp(w, axes, bw, keepdims=True, return_sign=True)
+        absval = _fallback.logsumexp(w, axes, np.abs(bw), keepdims=True)
+        m = np.max(np.where(bw == 0, -np.inf, w), axis=axes, keepdims=True)
+        cond = np.exp(absval - val)
+        scale = np.maximum(np.maximum(np.abs(val), np.abs(np.where(np.isfinite(m), m, 0))),
+                           np.where(np.isfinite(cond), cond, 1))
+    cond = np.where(np.isfinite(cond), cond, np.inf)
+    if not keepdims:
+        val, sgn, scale, cond = (np.squeeze(v, axis=axes) for v in (val, sgn, scale, cond))
+    return val, sgn, scale, cond
+
+
 #: The reference of each op, called as REF[op](x, axis).
 REF = {"softmax": softmax, "log_softmax": log_softmax, "logsumexp": logsumexp}
 
