@@ -9,6 +9,13 @@
 #include "fastsoftmax.h"
 #include "kernels/half.h"
 
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(__clang__)
+/* On x86-64 these kernels run only on CPUs without AVX2+FMA (before 2013) and on the few columns of a
+   block that do not fill a vector: optimised for size there (the release wheel's 400 kB limit; 49 kB
+   of code at -O3). Elsewhere (aarch64) they are the main kernels and keep -O3. */
+#pragma GCC optimize("Os")
+#endif
+
 #define FSM_TARGET
 #define FSM_ISA portable
 #define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 x_rr2_t16_p7"
