@@ -71,6 +71,17 @@ static volatile int64_t stream_calls;
 static void fsm_stream_calls_add(void) { stream_calls = stream_calls + 1; }
 int64_t fsm_stream_calls(void) { return stream_calls; }
 
+/* The row pitch (elements) of a column block's scratch: an odd number of cache lines, so that a
+   column's rows fall into distinct L1 sets and no row aliases a row a few steps back modulo 4 KiB (a
+   pitch of 48 lines, 752 + 16 floats, put every fourth row of a column in the same set and made each
+   load wait on the store four rows earlier). At most two lines above the width. */
+static int64_t fsm_col_pitch(int64_t width, int64_t elem_size)
+{
+    int64_t lines = (width * elem_size + 63) / 64;
+    if (lines % 2 == 0) lines++;
+    return lines * 64 / elem_size;
+}
+
 typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
 typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 
@@ -327,12 +338,11 @@ static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, co
         w.nphases = p->last == FSM_LAST_ROW_VALUE ? 1 : 2;
         w.ntasks[0] = w.ntasks[1] = outer * c.nb;
     } else {  /* at least 16 columns wide */
-        const int64_t pad = 16;
-        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(float) / n - pad;
+        int64_t width = FSM_SCRATCH_BYTES / (int64_t)sizeof(float) / n - 128 / (int64_t)sizeof(float);
         width = width >= FSM_COLS ? FSM_COLS : width < 16 ? 16 : width - width % 16;
         if (width > inner) width = inner;
         c.width = width;
-        c.pitch = width + pad;
+        c.pitch = fsm_col_pitch(width, (int64_t)sizeof(float));
         c.chunks = (inner + width - 1) / width;
         w.task = task_cols_half;
         w.ntasks[0] = outer * c.chunks;

@@ -519,13 +519,7 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
         c.use_scratch = width >= 16 || (width == inner && width > 0);
         if (!c.use_scratch) width = FSM_COLS < inner ? FSM_COLS : inner;
         c.width = width;
-        /* The scratch's row pitch: an odd number of cache lines, so that a column's rows fall into
-           distinct L1 sets and no row aliases a row a few steps back modulo 4 KiB (a pitch of 48 lines,
-           752 + 16 floats, put every fourth row of a column in the same set and made each load wait on
-           the store four rows earlier) */
-        int64_t lines = (width * (int64_t)sizeof(T) + 63) / 64;
-        if (lines % 2 == 0) lines++;
-        c.pad = lines * 64 / (int64_t)sizeof(T) - width;
+        c.pad = fsm_col_pitch(width, (int64_t)sizeof(T)) - width;
         c.chunks = (inner + width - 1) / width;
         w.task = KF(task_cols);
         w.ntasks[0] = outer * c.chunks;

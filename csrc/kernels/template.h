@@ -860,6 +860,25 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
  * (f32_scale_consts decides from the row's smallest e); otherwise the careful loop, which never forms
  * a subnormal float: the few subnormal outputs are built as integers.
  */
+/* One row of scale_rows_f32 from its aligned start i, by scale_fast_f32 (direct = 0: vhi, vlo are hi, lo)
+   or scale_direct_f32 (direct = 1: they are hi64, lo64); both have the same form. */
+FSM_TARGET static inline void scale_row_f32(float *y, int64_t n, int64_t i, vf vhi, vf vlo, vf vmax, vf vymax,
+                                            const int direct)
+{
+#define FSM_SCALE1(v) (direct ? scale_direct_f32((v), vhi, vlo, vmax, vymax) : scale_fast_f32((v), vhi, vlo, vmax, vymax))
+    if (i > 0) vf_store_part(y, FSM_SCALE1(vf_load_part(y, i, 0.0f)), i);
+    for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+        vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
+        vf_store(y + i, FSM_SCALE1(a));
+        vf_store(y + i + VF_N, FSM_SCALE1(b));
+    }
+    for (; i < n; i += VF_N) {
+        int64_t r = n - i < VF_N ? n - i : VF_N;
+        vf_store_part(y + i, FSM_SCALE1(vf_load_part(y + i, r, 0.0f)), r);
+    }
+#undef FSM_SCALE1
+}
+
 FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
                                              const fsm_acc *acc)
 {
@@ -868,29 +887,9 @@ FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, 
         const vf vmax = vf_set1(sc.e_max), vymax = vf_set1(sc.y_max);
         int64_t i = head_to_align_f32(y, n);
         if (!sc.careful) {
-            const vf vhi = vf_set1(sc.hi), vlo = vf_set1(sc.lo);
-            if (i > 0) vf_store_part(y, scale_fast_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vmax, vymax), i);
-            for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-                vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
-                vf_store(y + i, scale_fast_f32(a, vhi, vlo, vmax, vymax));
-                vf_store(y + i + VF_N, scale_fast_f32(b, vhi, vlo, vmax, vymax));
-            }
-            for (; i < n; i += VF_N) {
-                int64_t r = n - i < VF_N ? n - i : VF_N;
-                vf_store_part(y + i, scale_fast_f32(vf_load_part(y + i, r, 0.0f), vhi, vlo, vmax, vymax), r);
-            }
+            scale_row_f32(y, n, i, vf_set1(sc.hi), vf_set1(sc.lo), vmax, vymax, 0);
         } else if (FSM_SCALE_DIRECT && fsm_subnormals_free()) {
-            const vf vhi = vf_set1(sc.hi64), vlo = vf_set1(sc.lo64);
-            if (i > 0) vf_store_part(y, scale_direct_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vmax, vymax), i);
-            for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-                vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
-                vf_store(y + i, scale_direct_f32(a, vhi, vlo, vmax, vymax));
-                vf_store(y + i + VF_N, scale_direct_f32(b, vhi, vlo, vmax, vymax));
-            }
-            for (; i < n; i += VF_N) {
-                int64_t r = n - i < VF_N ? n - i : VF_N;
-                vf_store_part(y + i, scale_direct_f32(vf_load_part(y + i, r, 0.0f), vhi, vlo, vmax, vymax), r);
-            }
+            scale_row_f32(y, n, i, vf_set1(sc.hi64), vf_set1(sc.lo64), vmax, vymax, 1);
         } else {
             const vf vhi = vf_set1(sc.hi64), vlo = vf_set1(sc.lo64), vthr = vf_set1(sc.thr);
             if (i > 0) vf_store_part(y, scale_careful_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vthr, vmax, vymax), i);
