@@ -1038,27 +1038,6 @@ FSM_TARGET static void KNAME(col_max_f64)(const double *x, int64_t n, int64_t ld
 
 /* Per-column versions of the row kernels: each lane is a column with its own m and constants. */
 
-/* The statistics of VF_N columns (lanes) into acc[0..VF_N), as the row kernel forms them. */
-FSM_TARGET static inline void col_store_acc_f32(fsm_acc *acc, vf vm, vf vc, vf vlo, vf vmg, vd d0, vd d1, vf k, vf emin)
-{
-    double lane_sum[VF_N], lane_unit[VF_N];
-    float lane_e_m[VF_N], lane_k[VF_N], lane_emin[VF_N];
-    col_sum_store(lane_sum, d0, d1);
-    vf_store(lane_emin, emin);
-    exp_f32_exact(vm, vc, vlo, vmg, lane_unit);  /* as in the row kernel: the max enters unrounded */
-    vf_store(lane_e_m, exp_f32_lanes(vm, vc, vlo, vmg));
-    vf_store(lane_k, k);
-    for (int l = 0; l < VF_N; l++) {
-        fsm_acc *a = &acc[l];
-        a->unit = lane_unit[l];
-        a->unit_lo = 0.0;
-        a->sum = lane_sum[l] + (double)lane_k[l] * (a->unit - (double)lane_e_m[l]);
-        a->sum_lo = a->n_max = 0.0;
-        a->e_min = (double)lane_emin[l];
-        a->e_max = (double)lane_e_m[l];
-    }
-}
-
 /* One step of a column: e stored, counted into k (x == m), emin and the compensated sum. */
 FSM_TARGET static inline void col_expsum_step_f32(const float *x, float *y, vf vm, vf vc, vf vlo, vf vmg, vf *s, vf *c,
                                                   vf *k, vf *emin)
@@ -1071,21 +1050,52 @@ FSM_TARGET static inline void col_expsum_step_f32(const float *x, float *y, vf v
     csum_add(s, c, e);
 }
 
+/* The pass-1 statistics of VF_N columns (lanes), as the row kernel forms them: the sum of the stored
+   exps, unit (the max's exp unrounded), e_m (its stored exp), k (the count of the max), the smallest exp. */
+typedef struct { double sum[VF_N], unit[VF_N]; float e_m[VF_N], k[VF_N], emin[VF_N]; } col_lanes_f32;
+
+/* The exps of VF_N columns with maxima vm (n rows ld apart) stored in y, and their statistics. */
+FSM_TARGET static inline void col_expsum_lanes_f32(const float *x, float *y, int64_t n, int64_t ld, vf vm,
+                                                   col_lanes_f32 *L)
+{
+    vf vc, vlo, vmg;
+    f32_lane_consts(vm, F32_BIAS, &vc, &vlo, &vmg);
+    vf s = vf_set1(CSUM_B), c = vf_set1(0.0f), k = c, emin = vf_set1(INFINITY);
+    vd d0 = vd_set1(0.0), d1 = d0;
+    for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
+        int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
+        for (int64_t i = i0; i < i1; i++)
+            col_expsum_step_f32(x + i * ld, y + i * ld, vm, vc, vlo, vmg, &s, &c, &k, &emin);
+        csum_flush(&d0, &d1, &s, &c);
+    }
+    col_sum_store(L->sum, d0, d1);
+    vf_store(L->emin, emin);
+    exp_f32_exact(vm, vc, vlo, vmg, L->unit);  /* as in the row kernel: the max enters unrounded */
+    vf_store(L->e_m, exp_f32_lanes(vm, vc, vlo, vmg));
+    vf_store(L->k, k);
+}
+
+/* The lanes' statistics into acc[0..VF_N). */
+FSM_TARGET static inline void col_store_acc_f32(fsm_acc *acc, const col_lanes_f32 *L)
+{
+    for (int l = 0; l < VF_N; l++) {
+        fsm_acc *a = &acc[l];
+        a->unit = L->unit[l];
+        a->unit_lo = 0.0;
+        a->sum = L->sum[l] + (double)L->k[l] * (a->unit - (double)L->e_m[l]);
+        a->sum_lo = a->n_max = 0.0;
+        a->e_min = (double)L->emin[l];
+        a->e_max = (double)L->e_m[l];
+    }
+}
+
 FSM_TARGET static void KNAME(col_expsum_store_f32)(const float *x, float *y, int64_t n, int64_t ld, int64_t cols,
                                                    const float *m, fsm_acc *acc)
 {
+    col_lanes_f32 L;
     for (int64_t j = 0; j < cols; j += VF_N) {
-        vf vm = vf_load(m + j), vc, vlo, vmg;
-        f32_lane_consts(vm, F32_BIAS, &vc, &vlo, &vmg);
-        vf s = vf_set1(CSUM_B), c = vf_set1(0.0f), k = c, emin = vf_set1(INFINITY);
-        vd d0 = vd_set1(0.0), d1 = d0;
-        for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
-            int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
-            for (int64_t i = i0; i < i1; i++)
-                col_expsum_step_f32(x + i * ld + j, y + i * ld + j, vm, vc, vlo, vmg, &s, &c, &k, &emin);
-            csum_flush(&d0, &d1, &s, &c);
-        }
-        col_store_acc_f32(acc + j, vm, vc, vlo, vmg, d0, d1, k, emin);
+        col_expsum_lanes_f32(x + j, y + j, n, ld, vf_load(m + j), &L);
+        col_store_acc_f32(acc + j, &L);
     }
 }
 
@@ -1233,8 +1243,9 @@ FSM_TARGET static void KNAME(col_scale_f32)(const float *e, float *y, int64_t n,
 FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t n, int64_t ld, int64_t cols, float *y,
                                               int64_t ld_out, unsigned char *skipped)
 {
-    double lane_sum[VF_N], lane_unit[VF_N], c_hi[VF_N], c_lo[VF_N];
-    float lane_e_m[VF_N], lane_k[VF_N], lane_emin[VF_N], hi[VF_N], lo[VF_N], ymax[VF_N];
+    col_lanes_f32 L;
+    double c_hi[VF_N], c_lo[VF_N];
+    float hi[VF_N], lo[VF_N], ymax[VF_N];
     fsm_acc acc[VF_N];
     for (int64_t j = 0; j < cols; j += VF_N) {
         vf vm = vf_set1(-INFINITY);
@@ -1247,28 +1258,14 @@ FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t 
         vf dm = vf_sub(vm, vm);  /* NaN where the max is +-inf */
         skipped[j / VF_N] = (unsigned char)(vf_nanflag_any(nan) || vf_nanflag_any(vf_nanflag_update(vf_nanflag_init(), dm, dm)));
         if (skipped[j / VF_N]) continue;
-        vf vc, vlo, vmg;
-        f32_lane_consts(vm, F32_BIAS, &vc, &vlo, &vmg);
-        vf s = vf_set1(CSUM_B), c = vf_set1(0.0f), k = c, emin = vf_set1(INFINITY);
-        vd d0 = vd_set1(0.0), d1 = d0;
-        for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
-            int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
-            for (int64_t i = i0; i < i1; i++)
-                col_expsum_step_f32(x + i * ld + j, e + i * ld + j, vm, vc, vlo, vmg, &s, &c, &k, &emin);
-            csum_flush(&d0, &d1, &s, &c);
-        }
-        col_sum_store(lane_sum, d0, d1);
-        vf_store(lane_emin, emin);
-        exp_f32_exact(vm, vc, vlo, vmg, lane_unit);
-        vf_store(lane_e_m, exp_f32_lanes(vm, vc, vlo, vmg));
-        vf_store(lane_k, k);
+        col_expsum_lanes_f32(x + j, e + j, n, ld, vm, &L);
         /* f32_scale_vals of every lane in vectors (as a loop of calls it cost ~400 cycles a vector:
            0.75 against 0.41 ns/element at n = 21). careful here is a superset of its test (a product
            below 2^-94, not 2^-125): the lanes it adds get the same bits from the careful loop */
         float lane_hi64[VF_N], lane_lo64[VF_N];
         for (int h = 0; h < VF_N; h += VD_N) {
-            vd u = vd_load(lane_unit + h);
-            vd sum = vd_add(vd_load(lane_sum + h), vd_mul(vd_load_f32(lane_k + h), vd_sub(u, vd_load_f32(lane_e_m + h))));
+            vd u = vd_load(L.unit + h);
+            vd sum = vd_add(vd_load(L.sum + h), vd_mul(vd_load_f32(L.k + h), vd_sub(u, vd_load_f32(L.e_m + h))));
             vd D = vd_div(vd_set1(1.0), vd_add(sum, vd_set1(0.0)));  /* as the driver: 1 / (sum + sum_lo), sum_lo = 0 */
             vd_store(c_hi + h, D);
             vd_store(c_lo + h, vd_set1(0.0));
@@ -1283,18 +1280,13 @@ FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t 
         vf vh = vf_mul(hi64, vf_set1(0x1p-64f));
         vf_store(hi, vh);
         vf_store(lo, vf_mul(lo64, vf_set1(0x1p-64f)));
-        const int careful = vf_hmin(vh) < 0x1p-95f || vf_hmin(vf_mul(emin, vh)) < 0x1p-94f;
+        const int careful = vf_hmin(vh) < 0x1p-95f || vf_hmin(vf_mul(vf_load(L.emin), vh)) < 0x1p-94f;
         if (careful) {
-            for (int l = 0; l < VF_N; l++) {
-                acc_clear(&acc[l]);
-                acc[l].unit = lane_unit[l];
-                acc[l].e_min = (double)lane_emin[l];
-                acc[l].e_max = (double)lane_e_m[l];
-            }
+            col_store_acc_f32(acc, &L);
             KNAME(col_scale_f32)(e + j, y + j, n, ld, ld_out, VF_N, c_hi, c_lo, acc);
             continue;
         }
-        const vf vhi = vf_load(hi), vlo2 = vf_load(lo), vemax = vf_load(lane_e_m), vymax = vf_load(ymax);
+        const vf vhi = vf_load(hi), vlo2 = vf_load(lo), vemax = vf_load(L.e_m), vymax = vf_load(ymax);
         for (int64_t i = 0; i < n; i++)
             vf_store(y + i * ld_out + j, scale_fast_f32(vf_load(e + i * ld + j), vhi, vlo2, vemax, vymax));
     }
