@@ -127,10 +127,18 @@ typedef struct {
        flagged in skipped[j / lanes] for the general passes */
     void (*col_softmax_f32)(const float *x, float *e, int64_t n, int64_t ld, int64_t cols, float *y, int64_t ld_out,
                             unsigned char *skipped);
+    /* float32 softmax of short rows in one call (rows of at most the driver's block), y may be x */
+    void (*softmax_rows_f32)(const float *x, float *y, int64_t rows, int64_t n);
     void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const float *m, const double *l_hi, const double *l_lo);
     void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const double *m, const double *l_hi, const double *l_lo);
+    /* rows (at most one vector's lanes) of n contiguous elements to and from the columns of a tile whose
+       rows are one vector apart (tile_in fills the lanes past `rows` with row 0) */
+    void (*tile_in_f32)(const float *x, int64_t rows, int64_t n, float *tile);
+    void (*tile_out_f32)(const float *tile, int64_t rows, int64_t n, float *y);
+    void (*tile_in_f64)(const double *x, int64_t rows, int64_t n, double *tile);
+    void (*tile_out_f64)(const double *tile, int64_t rows, int64_t n, double *y);
     /* float16 (bf16 = 0) / bfloat16 (bf16 = 1) <-> float32, n contiguous elements: widening is exact,
        narrowing rounds to nearest even (half.h has the scalar definitions the tails use) */
     void (*widen_half)(const uint16_t *h, float *f, int64_t n, int bf16);

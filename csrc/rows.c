@@ -82,6 +82,8 @@ static int64_t fsm_col_pitch(int64_t width, int64_t elem_size)
     return lines * 64 / elem_size;
 }
 
+#define FSM_LANES_N 48 /* rows_lanes: the longest rows it takes (logsumexp; its tile: 64 bytes a row element) */
+#define FSM_LANES_N_ELEMENTWISE 32 /* ... and for softmax and log_softmax */
 typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
 typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 
@@ -142,6 +144,14 @@ static void rows_short_half(const fsm_kernels *k, const fsm_op_passes *p, int bf
     float m[FSM_BATCH], mn[FSM_BATCH], v[FSM_BATCH];
     fsm_acc acc[FSM_BATCH];
     double hi[FSM_BATCH], lo[FSM_BATCH];
+    if (lanes_wanted_f32(k, p, n) || (p->pass1 == FSM_PASS1_STORE_EXPS && p->last == FSM_LAST_SCALE)) {
+        /* the float32 paths that take a whole batch (tile lanes, the fused softmax): widened into s,
+           computed there in place by the float32 driver, rounded once (the float32 call's bits) */
+        k->widen_half(x, s, rows * n, bf);
+        rows_short_any_f32(k, p, s, s, rows, n);
+        k->narrow_half(s, y, p->last == FSM_LAST_ROW_VALUE ? rows : rows * n, bf);
+        return;
+    }
     pass1_rows_half(k, p, bf, x, s, rows, n, m, mn, acc);
     for (int64_t r = 0; r < rows; r++) {
         fsm_block b = {(double)m[r], acc[r]};

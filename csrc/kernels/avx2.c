@@ -161,6 +161,40 @@ FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
     *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
 }
 
+/* r[0..VF_N) transposed in place (lane j of r[i] becomes lane i of r[j]): the tile kernels. Pairs of
+   floats, then of doubles, interleaved within each 128-bit half; then the halves exchanged. */
+FSM_TARGET static inline void vf_transpose(vf r[8])
+{
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 8; q += 4)  /* r[q + c], half L: rows q .. q+3 of column 4L + c */
+        for (int h = 0; h < 2; h++) {
+            __m256d a = _mm256_castps_pd(t[q + h]), b = _mm256_castps_pd(t[q + 2 + h]);
+            r[q + 2 * h] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
+            r[q + 2 * h + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
+        }
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
+        t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+    }
+    for (int i = 0; i < 8; i++) r[i] = t[i];
+}
+FSM_TARGET static inline void vd_transpose(vd r[4])
+{
+    __m256d t[4];
+    for (int i = 0; i < 4; i += 2) {  /* t[2p + c], half L: rows 2p, 2p+1 of column 2L + c */
+        t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        r[c] = _mm256_permute2f128_pd(t[c], t[2 + c], 0x20);
+        r[2 + c] = _mm256_permute2f128_pd(t[c], t[2 + c], 0x31);
+    }
+}
+
 /* float16 / bfloat16 <-> float32 (the half types' loads widen exactly; stores round to nearest even) */
 FSM_TARGET static inline vf vf_load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 FSM_TARGET static inline void vf_store_f16(uint16_t *p, vf a)

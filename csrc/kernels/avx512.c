@@ -143,6 +143,49 @@ FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
     *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))));
 }
 
+/* r[0..VF_N) transposed in place (lane j of r[i] becomes lane i of r[j]): the tile kernels that run rows
+   as the lanes of a column kernel. Pairs of floats, then of doubles, interleaved within each 128-bit
+   lane; then the 4 x 4 lanes of 128 bits in two shuffles. 64 shuffles for 256 floats. */
+FSM_TARGET static inline void vf_transpose(vf r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 16; q += 4)  /* r[q + c], lane L: rows q .. q+3 of column 4L + c */
+        for (int h = 0; h < 2; h++) {
+            __m512d a = _mm512_castps_pd(t[q + h]), b = _mm512_castps_pd(t[q + 2 + h]);
+            r[q + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[q + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        t[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        t[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+FSM_TARGET static inline void vd_transpose(vd r[8])
+{
+    __m512d t[8];
+    for (int i = 0; i < 8; i += 2) {  /* t[2p + c], lane L: rows 2p, 2p+1 of column 2L + c */
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        __m512d v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44), v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xee);
+        __m512d v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44), v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xee);
+        r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+        r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xdd);
+        r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+        r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xdd);
+    }
+}
+
 /* float16 / bfloat16 <-> float32 (the half types' loads widen exactly; stores round to nearest even) */
 FSM_TARGET static inline vf vf_load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 FSM_TARGET static inline void vf_store_f16(uint16_t *p, vf a)

@@ -126,6 +126,9 @@ static inline vf vf_rint_bits(vf z)
     return f;
 }
 static inline void vf_widen_add(vd *lo, vd *hi, vf a) { (void)hi; *lo += (double)a; }
+/* one lane: a 1 x 1 transpose (the tile kernels) */
+static inline void vf_transpose(vf r[1]) { (void)r; }
+static inline void vd_transpose(vd r[1]) { (void)r; }
 
 /* float16 / bfloat16 <-> float32: the scalar conversions of half.h */
 static inline vf vf_load_f16(const uint16_t *p) { return fsm_f16_to_f32(*p); }

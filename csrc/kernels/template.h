@@ -123,9 +123,11 @@
  * and store) padded with -inf (exp gives 0, never equal to a finite max; the float32 kernels pad
  * with m and zero those lanes before the sum): as accurate as the body. Row kernels take a batch of
  * rows so that short rows do not pay a call per row; the float32 softmax computes its per-row
- * constants for VF_N rows at a time. Passes whose result does not depend on which elements share a
- * vector (max, scale) start at an aligned address; the exp-and-sum pass does not, so that results
- * do not depend on the arrays' alignment.
+ * constants (and, in softmax_rows_f32, its 1/S and scale constants) for VF_N rows at a time, and
+ * the tile kernels let the driver run rows of a few vectors as the lanes of the column kernels.
+ * Passes whose result does not depend on which elements share a vector (max, scale) start at an
+ * aligned address; the exp-and-sum pass does not, so that results do not depend on the arrays'
+ * alignment.
  */
 #include <math.h>
 #include <stdint.h>
@@ -301,6 +303,34 @@ FSM_TARGET static inline f32_scale f32_scale_vals(double D, double e_min, double
 FSM_TARGET static inline f32_scale f32_scale_consts(double D, const fsm_acc *a)
 {
     return f32_scale_vals(D, a->e_min, a->e_max, a->unit);
+}
+
+/*
+ * f32_scale_vals of VF_N lanes (rows or columns) in vectors: D = 1 / sum (sum in the stored exps'
+ * units, the max elements counted unrounded) and hi, lo, y_max, the same operations in the same
+ * order as the scalar function, so the same bits. As a loop of scalar calls this cost ~400 cycles a
+ * vector of columns (0.75 against 0.41 ns/element at n = 21) and ~40 a short row. The careful test
+ * is the caller's (it needs e_min).
+ */
+typedef struct { double D[VF_N]; float hi[VF_N], lo[VF_N], y_max[VF_N]; } f32_lane_scale;
+
+FSM_TARGET static inline void f32_lane_scale_vals(const double *sum, const double *unit, f32_lane_scale *S)
+{
+    float hi64[VF_N], lo64[VF_N];
+    for (int h = 0; h < VF_N; h += VD_N) {
+        vd u = vd_load(unit + h);
+        vd D = vd_div(vd_set1(1.0), vd_add(vd_load(sum + h), vd_set1(0.0)));  /* as the driver: 1 / (sum + sum_lo) */
+        vd_store(S->D + h, D);
+        vd D64 = vd_mul(D, vd_set1(0x1p64));
+        vd_store_f32(hi64 + h, D64);
+        vd_store_f32(lo64 + h, vd_sub(D64, vd_load_f32(hi64 + h)));
+        vd_store_f32(S->y_max + h, vd_mul(u, D));
+    }
+    vf vh64 = vf_load(hi64), vl64 = vf_load(lo64);
+    vf lo_abs = vf_max(vl64, vf_sub(vf_set1(0.0f), vl64));
+    vl64 = vf_select_lt(lo_abs, vf_mul(vf_set1(0x1p-30f), vh64), vf_set1(0.0f), vl64);
+    vf_store(S->hi, vf_mul(vh64, vf_set1(0x1p-64f)));
+    vf_store(S->lo, vf_mul(vl64, vf_set1(0x1p-64f)));
 }
 
 /*
@@ -619,6 +649,19 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
     a->e_min = (double)g->e_min[k] * (1.0 - 0x1p-20);  /* the exp of the min, less any non-monotonic ulp */
 }
 
+/* expsum_store_row_f32 of a row with finite max m and min mn, in the form its constants allow. */
+FSM_TARGET static inline void expsum_store_one_f32(const float *x, float *y, int64_t n, float m, float mn,
+                                                   const f32_row_group *g, int k, fsm_acc *a)
+{
+    const int clamp = !(mn - g->c[k] >= g->lo[k]);  /* -inf elements need it too */
+    if (fabsf(m) > F32_SHIFT_ABOVE)
+        expsum_store_row_f32(x, y, n, m, g, k, a, 1, 1);
+    else if (clamp)
+        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 1);
+    else
+        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 0);
+}
+
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
 FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
                                                     const float *m, const float *mn, fsm_acc *acc)
@@ -627,16 +670,8 @@ FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, in
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
         const int k = (int)(row % VF_N);
         if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
-        fsm_acc *a = &acc[row];
-        acc_clear(a);
-        if (!isfinite(m[row])) continue;
-        const int clamp = !(mn[row] - g.c[k] >= g.lo[k]);  /* -inf elements need it too */
-        if (fabsf(m[row]) > F32_SHIFT_ABOVE)
-            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 1, 1);
-        else if (clamp)
-            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0, 1);
-        else
-            expsum_store_row_f32(x, y, n, m[row], &g, k, a, 0, 0);
+        acc_clear(&acc[row]);
+        if (isfinite(m[row])) expsum_store_one_f32(x, y, n, m[row], mn[row], &g, k, &acc[row]);
     }
 }
 
@@ -861,20 +896,21 @@ FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t r
  * a subnormal float: the few subnormal outputs are built as integers.
  */
 /* One row of scale_rows_f32 from its aligned start i, by scale_fast_f32 (direct = 0: vhi, vlo are hi, lo)
-   or scale_direct_f32 (direct = 1: they are hi64, lo64); both have the same form. */
-FSM_TARGET static inline void scale_row_f32(float *y, int64_t n, int64_t i, vf vhi, vf vlo, vf vmax, vf vymax,
-                                            const int direct)
+   or scale_direct_f32 (direct = 1: they are hi64, lo64); both have the same form. Reads e, writes y
+   (the same row, or a scratch copy of it). */
+FSM_TARGET static inline void scale_row_f32(const float *e, float *y, int64_t n, int64_t i, vf vhi, vf vlo, vf vmax,
+                                            vf vymax, const int direct)
 {
 #define FSM_SCALE1(v) (direct ? scale_direct_f32((v), vhi, vlo, vmax, vymax) : scale_fast_f32((v), vhi, vlo, vmax, vymax))
-    if (i > 0) vf_store_part(y, FSM_SCALE1(vf_load_part(y, i, 0.0f)), i);
+    if (i > 0) vf_store_part(y, FSM_SCALE1(vf_load_part(e, i, 0.0f)), i);
     for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-        vf a = vf_load(y + i), b = vf_load(y + i + VF_N);
+        vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
         vf_store(y + i, FSM_SCALE1(a));
         vf_store(y + i + VF_N, FSM_SCALE1(b));
     }
     for (; i < n; i += VF_N) {
         int64_t r = n - i < VF_N ? n - i : VF_N;
-        vf_store_part(y + i, FSM_SCALE1(vf_load_part(y + i, r, 0.0f)), r);
+        vf_store_part(y + i, FSM_SCALE1(vf_load_part(e + i, r, 0.0f)), r);
     }
 #undef FSM_SCALE1
 }
@@ -887,9 +923,9 @@ FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, 
         const vf vmax = vf_set1(sc.e_max), vymax = vf_set1(sc.y_max);
         int64_t i = head_to_align_f32(y, n);
         if (!sc.careful) {
-            scale_row_f32(y, n, i, vf_set1(sc.hi), vf_set1(sc.lo), vmax, vymax, 0);
+            scale_row_f32(y, y, n, i, vf_set1(sc.hi), vf_set1(sc.lo), vmax, vymax, 0);
         } else if (FSM_SCALE_DIRECT && fsm_subnormals_free()) {
-            scale_row_f32(y, n, i, vf_set1(sc.hi64), vf_set1(sc.lo64), vmax, vymax, 1);
+            scale_row_f32(y, y, n, i, vf_set1(sc.hi64), vf_set1(sc.lo64), vmax, vymax, 1);
         } else {
             const vf vhi = vf_set1(sc.hi64), vlo = vf_set1(sc.lo64), vthr = vf_set1(sc.thr);
             if (i > 0) vf_store_part(y, scale_careful_f32(vf_load_part(y, i, 0.0f), vhi, vlo, vthr, vmax, vymax), i);
@@ -897,6 +933,80 @@ FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, 
                 vf_store(y + i, scale_careful_f32(vf_load(y + i), vhi, vlo, vthr, vmax, vymax));
             if (i < n)
                 vf_store_part(y + i, scale_careful_f32(vf_load_part(y + i, n - i, 0.0f), vhi, vlo, vthr, vmax, vymax), n - i);
+        }
+    }
+}
+
+/*
+ * Softmax of `rows` rows of n contiguous elements (short rows: the driver's batches), a group of rows
+ * at a time: the max pass, the exp pass (expsum_store_row_f32, as the general passes), then each
+ * row's 1/S and scale constants in vectors for the group (f32_lane_scale_vals), and the scale pass.
+ * The general path's per-row scalar work (the merge's three divisions, f32_scale_consts, the
+ * driver's calls) cost ~40 ns a row on Zen 4, a third of a row of 128. D = 1 / sum is one rounding
+ * where the merge's (1 / (sum / unit)) / unit was three. A row whose max is not finite (NaN, +inf,
+ * all -inf) is NaN, as the driver makes it; a row that could give a subnormal product takes
+ * scale_rows_f32.
+ * The exp pass groups each row's elements into vectors from the row's start (its sum must not
+ * depend on the address). Where y's rows do not start on a 64-byte boundary, storing those vectors
+ * into y splits every store over two cache lines, and the scale pass's loads, right behind them,
+ * cannot be forwarded from the split stores: at n = 128 on Zen 4, 0.77 ns/element at NumPy's usual
+ * 16-byte offset against 0.52 aligned (bench/micro/short.sh). So the exps go to an aligned scratch
+ * (a group's rows, each padded to whole vectors; rows up to 256 elements: for 512 it measured no gain
+ * and for 1000 5 % slower, the scratch then crowding x and y out of L1), and the scale pass reads them there and writes y
+ * once. The same bits either way.
+ */
+#define FSM_SHORT_SCRATCH 4096 /* floats (16 KiB): rows up to 256 (AVX-512), 512 (AVX2) */
+FSM_TARGET static void KNAME(softmax_rows_f32)(const float *x, float *y, int64_t rows, int64_t n)
+{
+    float m[VF_N], mn[VF_N];
+    double sum[VF_N], unit[VF_N];
+    fsm_acc acc[VF_N];
+    f32_row_group g;
+    f32_lane_scale S;
+    _Alignas(64) float scratch[FSM_SHORT_SCRATCH];
+    const int64_t pitch = (n + VF_N - 1) / VF_N * VF_N;
+    const int use_scratch = (((uintptr_t)y | (uintptr_t)(n * (int64_t)sizeof(float))) & 63) != 0 && pitch * VF_N <= FSM_SHORT_SCRATCH;
+    const int64_t group = VF_N;
+    for (int64_t r0 = 0; r0 < rows; r0 += group, x += group * n, y += group * n) {
+        const int64_t nr = rows - r0 < group ? rows - r0 : group;
+        uint32_t skip = 0;
+        for (int64_t r = 0; r < nr; r++) {
+            m[r] = max_one_f32(x + r * n, n, &mn[r], 1);
+            if (!isfinite(m[r])) {
+                skip |= (uint32_t)1 << r;
+                m[r] = mn[r] = 0.0f;
+            }
+        }
+        f32_group_consts(m, mn, nr, F32_BIAS, &g);
+        for (int64_t r = 0; r < VF_N; r++) {
+            sum[r] = unit[r] = 1.0;
+            if (r >= nr || skip >> r & 1) continue;
+            /* two of expsum_store_one_f32's three forms (the same bits: x - 0 is x), for the wheel's size */
+            float *e = use_scratch ? scratch + r * pitch : y + r * n;
+            if (fabsf(m[r]) > F32_SHIFT_ABOVE || !(mn[r] - g.c[r] >= g.lo[r]))
+                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 1, 1);
+            else
+                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 0, 0);
+            sum[r] = acc[r].sum;
+            unit[r] = acc[r].unit;
+        }
+        f32_lane_scale_vals(sum, unit, &S);
+        for (int64_t r = 0; r < nr; r++) {
+            float *yr = y + r * n;
+            const float *er = use_scratch ? scratch + r * pitch : yr;
+            if (skip >> r & 1) {
+                for (int64_t i = 0; i < n; i++) yr[i] = NAN;
+                continue;
+            }
+            /* a superset of f32_scale_vals's careful test: its extra rows get the same bits there */
+            if (S.hi[r] < 0x1p-95f || acc[r].e_min * (double)S.hi[r] < 0x1p-94) {
+                const double zero = 0.0;
+                if (er != yr) memcpy(yr, er, (size_t)n * sizeof(float));
+                KNAME(scale_rows_f32)(yr, 1, n, &S.D[r], &zero, &acc[r]);
+                continue;
+            }
+            scale_row_f32(er, yr, n, use_scratch ? 0 : head_to_align_f32(yr, n), vf_set1(S.hi[r]), vf_set1(S.lo[r]),
+                          vf_set1((float)acc[r].e_max), vf_set1(S.y_max[r]), 0);
         }
     }
 }
@@ -1244,8 +1354,7 @@ FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t 
                                               int64_t ld_out, unsigned char *skipped)
 {
     col_lanes_f32 L;
-    double c_hi[VF_N], c_lo[VF_N];
-    float hi[VF_N], lo[VF_N], ymax[VF_N];
+    f32_lane_scale S;
     fsm_acc acc[VF_N];
     for (int64_t j = 0; j < cols; j += VF_N) {
         vf vm = vf_set1(-INFINITY);
@@ -1259,34 +1368,22 @@ FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t 
         skipped[j / VF_N] = (unsigned char)(vf_nanflag_any(nan) || vf_nanflag_any(vf_nanflag_update(vf_nanflag_init(), dm, dm)));
         if (skipped[j / VF_N]) continue;
         col_expsum_lanes_f32(x + j, e + j, n, ld, vm, &L);
-        /* f32_scale_vals of every lane in vectors (as a loop of calls it cost ~400 cycles a vector:
-           0.75 against 0.41 ns/element at n = 21). careful here is a superset of its test (a product
-           below 2^-94, not 2^-125): the lanes it adds get the same bits from the careful loop */
-        float lane_hi64[VF_N], lane_lo64[VF_N];
-        for (int h = 0; h < VF_N; h += VD_N) {
-            vd u = vd_load(L.unit + h);
-            vd sum = vd_add(vd_load(L.sum + h), vd_mul(vd_load_f32(L.k + h), vd_sub(u, vd_load_f32(L.e_m + h))));
-            vd D = vd_div(vd_set1(1.0), vd_add(sum, vd_set1(0.0)));  /* as the driver: 1 / (sum + sum_lo), sum_lo = 0 */
-            vd_store(c_hi + h, D);
-            vd_store(c_lo + h, vd_set1(0.0));
-            vd D64 = vd_mul(D, vd_set1(0x1p64));
-            vd_store_f32(lane_hi64 + h, D64);
-            vd_store_f32(lane_lo64 + h, vd_sub(D64, vd_load_f32(lane_hi64 + h)));
-            vd_store_f32(ymax + h, vd_mul(u, D));
-        }
-        vf hi64 = vf_load(lane_hi64), lo64 = vf_load(lane_lo64);
-        vf lo_abs = vf_max(lo64, vf_sub(vf_set1(0.0f), lo64));
-        lo64 = vf_select_lt(lo_abs, vf_mul(vf_set1(0x1p-30f), hi64), vf_set1(0.0f), lo64);
-        vf vh = vf_mul(hi64, vf_set1(0x1p-64f));
-        vf_store(hi, vh);
-        vf_store(lo, vf_mul(lo64, vf_set1(0x1p-64f)));
+        /* careful here is a superset of f32_scale_vals's test (a product below 2^-94, not 2^-125): the
+           lanes it adds get the same bits from the careful loop */
+        double sum[VF_N];
+        for (int h = 0; h < VF_N; h += VD_N)
+            vd_store(sum + h, vd_add(vd_load(L.sum + h),
+                                     vd_mul(vd_load_f32(L.k + h), vd_sub(vd_load(L.unit + h), vd_load_f32(L.e_m + h)))));
+        f32_lane_scale_vals(sum, L.unit, &S);
+        const vf vh = vf_load(S.hi);
         const int careful = vf_hmin(vh) < 0x1p-95f || vf_hmin(vf_mul(vf_load(L.emin), vh)) < 0x1p-94f;
         if (careful) {
+            const double zero[VF_N] = {0.0};
             col_store_acc_f32(acc, &L);
-            KNAME(col_scale_f32)(e + j, y + j, n, ld, ld_out, VF_N, c_hi, c_lo, acc);
+            KNAME(col_scale_f32)(e + j, y + j, n, ld, ld_out, VF_N, S.D, zero, acc);
             continue;
         }
-        const vf vhi = vf_load(hi), vlo2 = vf_load(lo), vemax = vf_load(L.e_m), vymax = vf_load(ymax);
+        const vf vhi = vh, vlo2 = vf_load(S.lo), vemax = vf_load(L.e_m), vymax = vf_load(S.y_max);
         for (int64_t i = 0; i < n; i++)
             vf_store(y + i * ld_out + j, scale_fast_f32(vf_load(e + i * ld + j), vhi, vlo2, vemax, vymax));
     }
@@ -1328,6 +1425,59 @@ FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64
         for (int64_t j = 0; j < cols; j += VD_N)
             vd_store(y + i * ld_out + j, logshift_f64_one(vd_load(x + i * ld_in + j), vd_load(mh + j), vd_load(negmh + j),
                                                           vd_load(ml + j)));
+}
+
+/* ---- short rows as the lanes of a column tile (the driver's rows_lanes) ---- */
+
+/*
+ * tile[i * VF_N + l] = x[l * n + i]: rows l < rows (at most VF_N) of n contiguous elements into the
+ * columns of a tile whose rows are VF_N elements apart; lanes l >= rows repeat row 0 (their results
+ * are never stored). VF_N x VF_N blocks transposed in registers, loaded and stored as partial
+ * vectors (one form for the last, narrower block and the others: these rows are a few vectors).
+ */
+FSM_TARGET static void KNAME(tile_in_f32)(const float *x, int64_t rows, int64_t n, float *tile)
+{
+    vf v[VF_N];
+    for (int64_t i = 0; i < n; i += VF_N) {
+        const int64_t w = n - i < VF_N ? n - i : VF_N;
+        for (int64_t l = 0; l < VF_N; l++) v[l] = vf_load_part(x + (l < rows ? l : 0) * n + i, w, 0.0f);
+        vf_transpose(v);
+        for (int64_t q = 0; q < w; q++) vf_store(tile + (i + q) * VF_N, v[q]);
+    }
+}
+
+/* y[l * n + i] = tile[i * VF_N + l] for the rows l < rows: tile_in_f32 undone. */
+FSM_TARGET static void KNAME(tile_out_f32)(const float *tile, int64_t rows, int64_t n, float *y)
+{
+    vf v[VF_N];
+    for (int64_t i = 0; i < n; i += VF_N) {
+        const int64_t w = n - i < VF_N ? n - i : VF_N;
+        for (int64_t q = 0; q < VF_N; q++) v[q] = q < w ? vf_load(tile + (i + q) * VF_N) : vf_set1(0.0f);
+        vf_transpose(v);
+        for (int64_t l = 0; l < rows; l++) vf_store_part(y + l * n + i, v[l], w);
+    }
+}
+
+FSM_TARGET static void KNAME(tile_in_f64)(const double *x, int64_t rows, int64_t n, double *tile)
+{
+    vd v[VD_N];
+    for (int64_t i = 0; i < n; i += VD_N) {
+        const int64_t w = n - i < VD_N ? n - i : VD_N;
+        for (int64_t l = 0; l < VD_N; l++) v[l] = vd_load_part(x + (l < rows ? l : 0) * n + i, w, 0.0);
+        vd_transpose(v);
+        for (int64_t q = 0; q < w; q++) vd_store(tile + (i + q) * VD_N, v[q]);
+    }
+}
+
+FSM_TARGET static void KNAME(tile_out_f64)(const double *tile, int64_t rows, int64_t n, double *y)
+{
+    vd v[VD_N];
+    for (int64_t i = 0; i < n; i += VD_N) {
+        const int64_t w = n - i < VD_N ? n - i : VD_N;
+        for (int64_t q = 0; q < VD_N; q++) v[q] = q < w ? vd_load(tile + (i + q) * VD_N) : vd_set1(0.0);
+        vd_transpose(v);
+        for (int64_t l = 0; l < rows; l++) vd_store_part(y + l * n + i, v[l], w);
+    }
 }
 
 /* ---- the half types: float16 / bfloat16 rows widened to float32 and narrowed back ---- */
@@ -1512,8 +1662,13 @@ static const fsm_kernels KNAME(kernel_set) = {
     .col_scale_f32 = KNAME(col_scale_f32),
     .col_scale_f64 = KNAME(col_scale_f64),
     .col_softmax_f32 = KNAME(col_softmax_f32),
+    .softmax_rows_f32 = KNAME(softmax_rows_f32),
     .col_logshift_f32 = KNAME(col_logshift_f32),
     .col_logshift_f64 = KNAME(col_logshift_f64),
+    .tile_in_f32 = KNAME(tile_in_f32),
+    .tile_out_f32 = KNAME(tile_out_f32),
+    .tile_in_f64 = KNAME(tile_in_f64),
+    .tile_out_f64 = KNAME(tile_out_f64),
     .widen_half = KNAME(widen_half),
     .narrow_half = KNAME(narrow_half),
     .widen_max_rows = KNAME(widen_max_rows),
