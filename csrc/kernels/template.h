@@ -1370,7 +1370,9 @@ FSM_TARGET static void KNAME(col_softmax_f32)(const float *x, float *e, int64_t 
         col_expsum_lanes_f32(x + j, e + j, n, ld, vm, &L);
         /* careful here is a superset of f32_scale_vals's test (a product below 2^-94, not 2^-125): the
            lanes it adds get the same bits from the careful loop */
-        double sum[VF_N];
+        /* _Alignas: GCC then keeps this frame off AddressSanitizer's fake stack, whose frames are not
+           64-byte aligned although GCC aligns these vector-sized locals so (a vmovapd faulted there) */
+        _Alignas(64) double sum[VF_N];
         for (int h = 0; h < VF_N; h += VD_N)
             vd_store(sum + h, vd_add(vd_load(L.sum + h),
                                      vd_mul(vd_load_f32(L.k + h), vd_sub(vd_load(L.unit + h), vd_load_f32(L.e_m + h)))));
