@@ -36,11 +36,11 @@ static unsigned long long xgetbv0(void)
 #endif
 #endif
 
-typedef struct { int avx2_fma, avx512f; } fsm_features;
+typedef struct { int avx2_fma, avx512f, avx512_bf16; } fsm_features;
 
 static fsm_features detect(void)
 {
-    fsm_features f = {0, 0};
+    fsm_features f = {0, 0, 0};
 #ifdef FSM_X86
     unsigned r[4];
     cpuid(0, 0, r);
@@ -56,6 +56,11 @@ static fsm_features detect(void)
     int avx2 = (r[1] >> 5) & 1, avx512f = (r[1] >> 16) & 1;
     f.avx2_fma = os_avx && avx2 && fma && f16c;  /* every AVX2 CPU has F16C; checked all the same */
     f.avx512f = f.avx2_fma && os_avx512 && avx512f;
+    int avx512dq = (r[1] >> 17) & 1, avx512bw = (r[1] >> 30) & 1, max_sub = (int)r[0];
+    if (f.avx512f && avx512dq && avx512bw && max_sub >= 1) {
+        cpuid(7, 1, r);
+        f.avx512_bf16 = (r[0] >> 5) & 1;
+    }
 #endif
     return f;
 }
@@ -138,6 +143,24 @@ int fsm_set_isa(const char *name)
 }
 
 int fsm_subnormals_measured(void);
+
+/* AVX512_BF16's conversion for the AVX-512 set's bfloat16 stores (avx512.c): on where the CPU has it
+   (with AVX-512DQ, whose vfpclassps finds the subnormal lanes, and BW, which GCC's avx512bf16 implies),
+   unless fsm_set_bf16cvt(-1) turned it off. */
+static int bf16cvt_forced;
+
+int fsm_bf16cvt_supported(void)
+{
+    if (!detected) {
+        features = detect();
+        detected = 1;
+    }
+    return features.avx512_bf16;
+}
+
+int fsm_bf16cvt(void) { return bf16cvt_forced >= 0 && features.avx512_bf16; }
+
+void fsm_set_bf16cvt(int mode) { bf16cvt_forced = mode; }
 
 const fsm_kernels *fsm_active(void)
 {

@@ -180,6 +180,12 @@ void fsm_set_llc_bytes(int64_t bytes);
 int fsm_subnormals_free(void);
 int fsm_subnormals_measured(void);
 void fsm_set_subnormals(int mode);
+/* Whether the AVX-512 set rounds bfloat16 with AVX512_BF16's vcvtne2ps2bf16 (the same bits as its integer
+   form): fsm_bf16cvt_supported() says whether the CPU has it, fsm_bf16cvt() whether it is in use (read by
+   the kernels once the ISA is chosen); fsm_set_bf16cvt(-1) turns it off, 0 back to the default. */
+int fsm_bf16cvt(void);
+int fsm_bf16cvt_supported(void);
+void fsm_set_bf16cvt(int mode);
 int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */

@@ -41,6 +41,10 @@
 #endif
 #define FSM_BLOCK_LEN(n, b) ((n) - (b) * FSM_BLOCK < FSM_BLOCK ? (n) - (b) * FSM_BLOCK : FSM_BLOCK)
 
+/* p rounded up to a 64-byte boundary (scratch floats whose vector stores should not straddle lines;
+   the allocation carries 64 bytes more). */
+static inline float *fsm_align64(void *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
 /* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
@@ -228,7 +232,7 @@ typedef struct {
 static void task_short_half(void *ctx, int phase, int64_t b, void **local)
 {
     half_call *c = (half_call *)ctx;
-    float s[FSM_BATCH_ELEMS > FSM_BLOCK ? FSM_BATCH_ELEMS : FSM_BLOCK];
+    _Alignas(64) float s[FSM_BATCH_ELEMS > FSM_BLOCK ? FSM_BATCH_ELEMS : FSM_BLOCK];
     int64_t r0 = b * c->batch, rows = c->outer - r0 < c->batch ? c->outer - r0 : c->batch;
     (void)phase; (void)local;
     rows_short_half(c->k, c->p, c->bf, c->x + r0 * c->n, c->y + r0 * c->out_n, rows, c->n, s);
@@ -238,15 +242,15 @@ static void task_row_half(void *ctx, int phase, int64_t r, void **local)
 {
     half_call *c = (half_call *)ctx;
     (void)phase;
-    if (!*local) {  /* this thread's row scratch: the blocks' statistics, then n floats */
-        *local = malloc((size_t)c->nb * sizeof(fsm_block) + (size_t)c->n * sizeof(float));
+    if (!*local) {  /* this thread's row scratch: the blocks' statistics, then n floats from a 64-byte boundary */
+        *local = malloc((size_t)c->nb * sizeof(fsm_block) + 64 + (size_t)c->n * sizeof(float));
         if (!*local) {
             c->failed = 1;
             return;
         }
     }
     fsm_block *bs = (fsm_block *)*local;
-    row_blocks_half(c->k, c->p, c->bf, c->x + r * c->n, c->y + r * c->out_n, c->n, bs, (float *)(bs + c->nb));
+    row_blocks_half(c->k, c->p, c->bf, c->x + r * c->n, c->y + r * c->out_n, c->n, bs, fsm_align64(bs + c->nb));
 }
 
 static void task_block_half(void *ctx, int phase, int64_t i, void **local)
@@ -312,6 +316,7 @@ static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, co
 {
     half_call c;
     fsm_work w = {0};
+    void *s_mem = NULL;
     memset(&c, 0, sizeof c);
     c.k = k;
     c.p = p;
@@ -336,13 +341,14 @@ static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, co
     } else if (inner == 1) {
         c.bs = (fsm_block *)malloc((size_t)(outer * c.nb) * sizeof(fsm_block));
         c.rs = (fsm_row *)malloc((size_t)outer * sizeof(fsm_row));
-        c.s = (float *)malloc((size_t)(outer * n) * sizeof(float));
-        if (!c.bs || !c.rs || !c.s) {
+        s_mem = malloc(64 + (size_t)(outer * n) * sizeof(float));  /* the float32 rows, from a 64-byte boundary */
+        if (!c.bs || !c.rs || !s_mem) {
             free(c.bs);
             free(c.rs);
-            free(c.s);
+            free(s_mem);
             return -1;
         }
+        c.s = fsm_align64(s_mem);
         w.task = task_block_half;
         w.between = merge_rows_half;
         w.nphases = p->last == FSM_LAST_ROW_VALUE ? 1 : 2;
@@ -360,7 +366,7 @@ static int compute_half(const fsm_kernels *k, const fsm_op_passes *p, int bf, co
     fsm_run(&w, threads);
     free(c.bs);
     free(c.rs);
-    free(c.s);
+    free(s_mem);
     return c.failed ? -1 : 0;
 }
 

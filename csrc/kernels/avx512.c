@@ -211,6 +211,30 @@ FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
     vf_store_bf16(p + VF_N, b);
 }
 
+/*
+ * AVX512_BF16's vcvtne2ps2bf16, where the CPU has it (cpu.c, fsm_bf16cvt): two vectors rounded to
+ * bfloat16 in one instruction (nearest even; a NaN keeps its top bits and is made quiet, as
+ * fsm_f32_to_bf16 does) instead of the eight integer operations a vector above. The instruction
+ * flushes float32 subnormals to zero, so a pair with a subnormal lane (vfpclassps; outputs below
+ * 2^-126, rare) takes the integer form; normal = 1: the caller knows there is none. Only the functions
+ * that call it carry this target.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+#define FSM_BF16_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16,avx2,fma,tune=skylake-avx512")))
+#elif defined(__clang__) && __clang_major__ >= 9
+#define FSM_BF16_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16,avx2,fma")))
+#endif
+#ifdef FSM_BF16_TARGET
+FSM_BF16_TARGET static inline void vf_store_bf16x2_cvt(uint16_t *p, vf a, vf b, const int normal)
+{
+    if (!normal && (_mm512_fpclass_ps_mask(a, 0x20) | _mm512_fpclass_ps_mask(b, 0x20))) {
+        vf_store_bf16x2(p, a, b);
+        return;
+    }
+    _mm512_storeu_si512((void *)p, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+#endif
+
 #include "kernels/template.h"
 
 const fsm_kernels *const fsm_kernels_avx512 = &kernel_set_avx512;

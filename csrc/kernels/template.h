@@ -1498,10 +1498,34 @@ FSM_TARGET static void KNAME(widen_half)(const uint16_t *h, float *f, int64_t n,
 }
 
 /* h[i] = f[i] rounded to float16 / bfloat16 (nearest even): the one rounding of a half result. */
+#ifdef FSM_BF16_TARGET
+/* The bfloat16 loops of narrow_half and scale_narrow_rows on AVX512_BF16's conversion (avx512.c,
+   vf_store_bf16x2_cvt; the same bits as the integer form): pairs of vectors of f, scaled as
+   scale_fast_f32 does when sc is not NULL (a row that f32_scale_consts did not find careful: its
+   outputs are normal or zero), into h. Returns how many elements it did. */
+FSM_BF16_TARGET static int64_t bf16cvt_pairs(const float *f, uint16_t *h, int64_t n, const f32_scale *sc)
+{
+    int64_t i = 0;
+    if (sc) {
+        const vf vmax = vf_set1(sc->e_max), vymax = vf_set1(sc->y_max), vhi = vf_set1(sc->hi), vlo = vf_set1(sc->lo);
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N)
+            vf_store_bf16x2_cvt(h + i, scale_fast_f32(vf_load(f + i), vhi, vlo, vmax, vymax),
+                                scale_fast_f32(vf_load(f + i + VF_N), vhi, vlo, vmax, vymax), 1);
+    } else {
+        for (; i + 2 * VF_N <= n; i += 2 * VF_N) vf_store_bf16x2_cvt(h + i, vf_load(f + i), vf_load(f + i + VF_N), 0);
+    }
+    return i;
+}
+#define BF16CVT_PAIRS(f, h, n, sc) (fsm_bf16cvt() ? bf16cvt_pairs(f, h, n, sc) : 0)
+#else
+#define BF16CVT_PAIRS(f, h, n, sc) ((void)(sc), (int64_t)0)
+#endif
+
 FSM_TARGET static void KNAME(narrow_half)(const float *f, uint16_t *h, int64_t n, int bf16)
 {
     int64_t i = 0;
     if (bf16) {
+        i = BF16CVT_PAIRS(f, h, n, (const f32_scale *)NULL);
         for (; i + 2 * VF_N <= n; i += 2 * VF_N) vf_store_bf16x2(h + i, vf_load(f + i), vf_load(f + i + VF_N));
         for (; i + VF_N <= n; i += VF_N) vf_store_bf16(h + i, vf_load(f + i));
         for (; i < n; i++) h[i] = fsm_f32_to_bf16(f[i]);
@@ -1588,6 +1612,7 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
         const vf vhi = vf_set1(sc.hi), vlo = vf_set1(sc.lo);
         int64_t i = 0;
         if (bf16) {
+            i = BF16CVT_PAIRS(e, h, n, &sc);
             for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
                 vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
                 vf_store_bf16x2(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax), scale_fast_f32(b, vhi, vlo, vmax, vymax));

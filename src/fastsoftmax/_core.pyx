@@ -38,6 +38,9 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_subnormals_free()
     int fsm_subnormals_measured()
     void fsm_set_subnormals(int mode)
+    int fsm_bf16cvt()
+    int fsm_bf16cvt_supported()
+    void fsm_set_bf16cvt(int mode)
     int64_t fsm_stream_calls()
     int fsm_isa_count()
     const char *fsm_isa_name(int i)
@@ -184,6 +187,18 @@ def _subnormals():
 def _set_subnormals(mode):
     """Tests and benchmarks: mode 1 forces the multiply, -1 the integer form, 0 the measured default."""
     fsm_set_subnormals(int(mode))
+
+
+def _bf16cvt():
+    """(in use, supported): whether the AVX-512 kernels round bfloat16 results with AVX512_BF16's
+    conversion instruction (the CPU has it) or with integer operations. Both give the same bits."""
+    supported = bool(fsm_bf16cvt_supported())
+    return bool(fsm_bf16cvt()), supported
+
+
+def _set_bf16cvt(mode):
+    """Tests and benchmarks: mode -1 turns AVX512_BF16's conversion off, 0 restores the default."""
+    fsm_set_bf16cvt(int(mode))
 
 
 def _stream_calls():
