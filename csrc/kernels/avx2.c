@@ -205,28 +205,33 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-/* the bfloat16 bits of a in the low half of each 32-bit lane: nearest even, NaN kept quiet */
-FSM_TARGET static inline __m256i bf16_bits(vf a)
+/* the bfloat16 bits of a in the low half of each 32-bit lane: nearest even, NaN kept quiet
+   (finite = 1: the caller knows a has no NaN, and the NaN test is left out) */
+FSM_TARGET static inline __m256i bf16_bits(vf a, const int finite)
 {
     __m256i x = _mm256_castps_si256(a);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
     __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
-    __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
-    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet),
-                                             _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
+    if (!finite) {
+        __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
+        r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet),
+                                                 _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
+    }
     return _mm256_srli_epi32(r, 16);
 }
 FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
 {
-    __m256i r = bf16_bits(a);
+    __m256i r = bf16_bits(a, 0);
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
 }
-/* two vectors packed into one store */
-FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
+/* two vectors packed into one store (_finite: neither has a NaN) */
+FSM_TARGET static inline void vf_store_bf16x2_f(uint16_t *p, vf a, vf b, const int finite)
 {
-    __m256i packed = _mm256_packus_epi32(bf16_bits(a), bf16_bits(b));  /* per 128-bit lane: 4 of a, 4 of b */
+    __m256i packed = _mm256_packus_epi32(bf16_bits(a, finite), bf16_bits(b, finite));  /* per 128-bit lane: 4 of a, 4 of b */
     _mm256_storeu_si256((__m256i *)p, _mm256_permute4x64_epi64(packed, 0xd8));
 }
+FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b) { vf_store_bf16x2_f(p, a, b, 0); }
+FSM_TARGET static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b) { vf_store_bf16x2_f(p, a, b, 1); }
 
 #include "kernels/template.h"
 

@@ -196,19 +196,26 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a)
+/* finite = 1: the caller knows a has no NaN, and the NaN test is left out */
+FSM_TARGET static inline void vf_store_bf16_f(uint16_t *p, vf a, const int finite)
 {
     __m512i x = _mm512_castps_si512(a);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
+    if (!finite) r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
 }
+FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a) { vf_store_bf16_f(p, a, 0); }
 /* two vectors (packing them as one store needs AVX-512BW's vpackusdw, which this set does not assume) */
 FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
 {
-    vf_store_bf16(p, a);
-    vf_store_bf16(p + VF_N, b);
+    vf_store_bf16_f(p, a, 0);
+    vf_store_bf16_f(p + VF_N, b, 0);
+}
+FSM_TARGET static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b)
+{
+    vf_store_bf16_f(p, a, 1);
+    vf_store_bf16_f(p + VF_N, b, 1);
 }
 
 /*

@@ -1613,6 +1613,13 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
         int64_t i = 0;
         if (bf16) {
             i = BF16CVT_PAIRS(e, h, n, &sc);
+            if (isfinite(sc.hi)) {  /* finite exps times a finite factor: no NaN to keep */
+                for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
+                    vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
+                    vf_store_bf16x2_finite(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax),
+                                           scale_fast_f32(b, vhi, vlo, vmax, vymax));
+                }
+            }
             for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
                 vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
                 vf_store_bf16x2(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax), scale_fast_f32(b, vhi, vlo, vmax, vymax));
