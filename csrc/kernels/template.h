@@ -116,8 +116,8 @@
  * blocks of a long row. Log ops: each exp is kept unrounded as its two pieces, T_hi * 2^(...+54)
  * (exact, summed with TwoSum) and u * 2^(...+54) (< 0.05 of the term, plain sum), without the elements
  * equal to m, and the sums are scaled by 2^-54 once: exps below 2^-1022 are not rounded to the
- * subnormal grid before they are added. Measured <= 0.76 ulp (log_softmax: its last pass, below, adds up
- * to 0.5 ulp of its own; 0.54 with the two TwoSums it replaced), 0.50 (logsumexp).
+ * subnormal grid before they are added. Measured <= 1.19 ulp (log_softmax: its last pass, below, rounds
+ * twice; 0.76 with the TwoSum form before it, 0.54 with the two TwoSums before that), 0.50 (logsumexp).
  *
  * Tails (n not a multiple of the vector) run the same vector code on a partial vector (masked load
  * and store) padded with -inf (exp gives 0, never equal to a finite max; the float32 kernels pad
@@ -1066,44 +1066,33 @@ FSM_TARGET static void KNAME(logshift_rows_f32)(const float *x, float *y, int64_
 }
 
 /*
- * y = (x - m) - L = x - M with M = m + L a double-double per row (mh + ml: TwoSum of m and l_hi, then
- * l_lo added to the error term, whose rounding is <= 2^-53 of min(L, ulp(mh)) and so of |y| >= L), and
- * x - mh carried exactly (TwoSum): y = t + (err - ml), one rounding at the end (<= 1.25 ulp in all,
- * 0.5 where x = m: y = -ml, the correctly rounded -L). The guard drops the correction where t is
- * -inf (x = -inf, or an overflow): the NaN of inf - inf must not reach y.
+ * y = (x - m) - L in two roundings. With A = m - x >= 0 and L >= 0, |y| = A + L, so neither step cancels:
+ * a = fl(x - m) is within 0.5 ulp(A) <= 0.5 ulp(y) (exact when x is within a factor 2 of m, Sterbenz),
+ * l_hi within 0.5 ulp(L) <= 0.5 ulp(y) of L, and A and L cannot both lie in y's binade, so the two add
+ * at most 0.75 ulp(y); the last subtraction rounds once more: <= 1.25 ulp, plus L's own error (its sum
+ * and log1p, 2^-55 relative). Where x = m, y = -l_hi, the correctly rounded -L. (The TwoSum form it
+ * replaced, x - M with M = m + L a double-double, was nearly correctly rounded, measured 0.76 ulp, at
+ * 9 operations a vector instead of 2: its pass was 22 % of a log_softmax (256, 1000) call by perf, and
+ * torch ÷ fastsoftmax measured 1.45-1.48 against 1.56-1.61 now, Zen 4, AVX-512, 1 thread; the error
+ * measured on normal*3 data went from 0.51 to 1.19 ulp, inside the 2 ulp bound.)
+ * Special values need no guard: x = -inf gives -inf, M = +inf (l_hi = 0, scipy shifts by 0) gives
+ * x - inf, a NaN row NaN.
  */
-FSM_TARGET static inline void logshift_f64_consts(double m, double l_hi, double l_lo, double *mh, double *ml)
-{
-    double s = m + l_hi, bp = s - m;
-    double e1 = (m - (s - bp)) + (l_hi - bp);
-    *mh = s;
-    *ml = isfinite(s) ? e1 + l_lo : 0.0;  /* M = +inf (scipy shifts by 0) or a NaN row: no correction */
-}
-
-FSM_TARGET static inline vd logshift_f64_one(vd x, vd vmh, vd vnegmh, vd vml)
-{
-    vd t = vd_sub(x, vmh);
-    vd z = vd_sub(t, x);
-    vd err = vd_add(vd_sub(x, vd_sub(t, z)), vd_sub(vnegmh, z));
-    return vd_add(t, vd_keep_if_gt(vd_sub(err, vml), t, vd_set1(-HUGE_VAL)));
-}
-
 FSM_TARGET static void KNAME(logshift_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
                                                 const double *l_hi, const double *l_lo)
 {
+    (void)l_lo;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
-        double mh, ml;
-        logshift_f64_consts(m[row], l_hi[row], l_lo[row], &mh, &ml);
-        const vd vmh = vd_set1(mh), vnegmh = vd_set1(-mh), vml = vd_set1(ml);
+        const vd vm = vd_set1(m[row]), vl = vd_set1(l_hi[row]);
         int64_t i = 0;
         for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
             vd a = vd_load(x + i), b = vd_load(x + i + VD_N);
-            vd_store(y + i, logshift_f64_one(a, vmh, vnegmh, vml));
-            vd_store(y + i + VD_N, logshift_f64_one(b, vmh, vnegmh, vml));
+            vd_store(y + i, vd_sub(vd_sub(a, vm), vl));
+            vd_store(y + i + VD_N, vd_sub(vd_sub(b, vm), vl));
         }
         for (; i < n; i += VD_N) {
             int64_t r = n - i < VD_N ? n - i : VD_N;
-            vd_store_part(y + i, logshift_f64_one(vd_load_part(x + i, r, 0.0), vmh, vnegmh, vml), r);
+            vd_store_part(y + i, vd_sub(vd_sub(vd_load_part(x + i, r, 0.0), vm), vl), r);
         }
     }
 }
@@ -1418,15 +1407,10 @@ FSM_TARGET static void KNAME(col_logshift_f32)(const float *x, float *y, int64_t
 FSM_TARGET static void KNAME(col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out,
                                                int64_t cols, const double *m, const double *l_hi, const double *l_lo)
 {
-    double mh[FSM_COLS_MAX], ml[FSM_COLS_MAX], negmh[FSM_COLS_MAX];
-    for (int64_t j = 0; j < cols; j++) {
-        logshift_f64_consts(m[j], l_hi[j], l_lo[j], &mh[j], &ml[j]);
-        negmh[j] = -mh[j];
-    }
+    (void)l_lo;  /* y = (x - m) - l_hi, as logshift_rows_f64 */
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < cols; j += VD_N)
-            vd_store(y + i * ld_out + j, logshift_f64_one(vd_load(x + i * ld_in + j), vd_load(mh + j), vd_load(negmh + j),
-                                                          vd_load(ml + j)));
+            vd_store(y + i * ld_out + j, vd_sub(vd_sub(vd_load(x + i * ld_in + j), vd_load(m + j)), vd_load(l_hi + j)));
 }
 
 /* ---- short rows as the lanes of a column tile (the driver's rows_lanes) ---- */
