@@ -48,9 +48,12 @@ static inline float *fsm_align64(void *p) { return (float *)(((uintptr_t)p + 63)
 /* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
+#define FSM_PREFETCH_L2(p, w) __builtin_prefetch((p), (w), 1)  /* prefetcht2: L2 and outward */
 #else
 #define FSM_PREFETCH(p, w) ((void)(p))
+#define FSM_PREFETCH_L2(p, w) ((void)(p))
 #endif
+#define FSM_COLS_PREFETCH_SLICE 32  /* columns of a block computed between two prefetch slices (rows_dtype.h) */
 
 /*
  * Per-row scalars of float64 rows (merge factors, 1/S, log1p(S')) are formed in the x87 80-bit
