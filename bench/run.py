@@ -18,7 +18,12 @@ import platform
 import sys
 import time
 
-import numpy as np
+# NumPy's OpenBLAS starts a server thread that polls a core for work; no candidate here calls BLAS,
+# and with two cores that thread took 4-12 % of the perf samples of single-thread runs (one core of
+# two for a thread-count 2 run). One BLAS thread has no server thread. Set before NumPy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
