@@ -88,12 +88,17 @@ static const fsm_kernels *active;
 static int detected;
 static fsm_features features;
 
-static int entry_ok(const fsm_isa_entry *e)
+static void ensure_detected(void)
 {
     if (!detected) {
         features = detect();
         detected = 1;
     }
+}
+
+static int entry_ok(const fsm_isa_entry *e)
+{
+    ensure_detected();
     return *e->set != 0 && e->usable(features);
 }
 
@@ -151,10 +156,7 @@ static int bf16cvt_forced;
 
 int fsm_bf16cvt_supported(void)
 {
-    if (!detected) {
-        features = detect();
-        detected = 1;
-    }
+    ensure_detected();
     return features.avx512_bf16;
 }
 
