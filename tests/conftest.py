@@ -43,3 +43,16 @@ def axis_options(ndim):
     if ndim >= 3:
         opts += [(1, 2), (0, 2)]
     return opts
+
+
+def under_each_mode(set_mode, modes, fn):
+    """fn() once under each mode of a hidden _core switch (set_mode(mode)), the switch back at its default (0)
+    after each run, even when fn raises: the list of results, in the order of modes."""
+    out = []
+    for mode in modes:
+        set_mode(mode)
+        try:
+            out.append(fn())
+        finally:
+            set_mode(0)
+    return out

@@ -11,6 +11,8 @@ import pytest
 import fastsoftmax
 from fastsoftmax import _core
 
+from conftest import under_each_mode
+
 ml_dtypes = pytest.importorskip("ml_dtypes", exc_type=ImportError)
 BF16 = ml_dtypes.bfloat16
 OPS = ("softmax", "log_softmax", "logsumexp")
@@ -27,14 +29,7 @@ def form(request):
 
 
 def _both(fn):
-    out = []
-    for mode in (-1, 0):
-        _core._set_bf16cvt(mode)
-        try:
-            out.append(fn())
-        finally:
-            _core._set_bf16cvt(0)
-    return out
+    return under_each_mode(_core._set_bf16cvt, (-1, 0), fn)
 
 
 def test_switch_reports_and_restores():

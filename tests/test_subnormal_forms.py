@@ -10,17 +10,12 @@ import pytest
 import fastsoftmax
 from fastsoftmax import _core
 
+from conftest import under_each_mode
+
 
 
 def _both(fn):
-    out = []
-    for mode in (-1, 1):
-        _core._set_subnormals(mode)
-        try:
-            out.append(fn())
-        finally:
-            _core._set_subnormals(0)
-    return out
+    return under_each_mode(_core._set_subnormals, (-1, 1), fn)
 
 
 def _wide(shape, seed):
