@@ -143,8 +143,11 @@ typedef struct {
        narrowing rounds to nearest even (half.h has the scalar definitions the tails use) */
     void (*widen_half)(const uint16_t *h, float *f, int64_t n, int bf16);
     void (*narrow_half)(const float *f, uint16_t *h, int64_t n, int bf16);
-    /* max_rows_f32 of half rows, writing each row widened to s (rows * n contiguous float32) */
+    /* max_rows_f32 of half rows, writing each row widened to s (rows * n contiguous float32) unless s is NULL */
     void (*widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m, float *mn, int bf16);
+    /* expsum_store_rows_f32 of half rows h, widened as they are read; the exps go to y (float32) */
+    void (*expsum_store_half_rows)(const uint16_t *h, float *y, int64_t rows, int64_t n, const float *m,
+                                   const float *mn, fsm_acc *acc, int bf16);
     /* scale_rows_f32 of the stored exps e, the products rounded into half rows h (e may be overwritten) */
     void (*scale_narrow_rows)(float *e, uint16_t *h, int64_t rows, int64_t n, const double *c_hi,
                               const double *c_lo, const fsm_acc *acc, int bf16);

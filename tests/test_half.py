@@ -339,3 +339,27 @@ def test_other_two_byte_types_keep_their_error():
         for op in OPS:
             with pytest.raises(TypeError, match="expects a real or complex numeric array, got dtype"):
                 getattr(fastsoftmax, op)(np.zeros(3, dt))
+
+
+@pytest.mark.parametrize("dt", HALVES, ids=str)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_float32_result_rounded_once(isa, dt, op, threads):
+    """A half result is the float32 call's result on the widened input, rounded once to the half
+    type: softmax's exp pass widens as it reads and the other passes widen into a scratch, and
+    both must give the float32 kernels' bits. Rows of every form: the plain one, rows with -inf
+    (the clamp), rows whose max is above 240 (the shift), and a NaN row; lengths around the vector
+    widths and the block size; the last axis and a column layout."""
+    f = getattr(fastsoftmax, op)
+    for n in [*range(1, 40), 63, 64, 65, 1000, 16385, 40000]:
+        rows = max(4, 2000 // n)
+        x = data((rows, n), dt, seed=n)
+        x[1] = (x[1].astype(np.float32) * 100).astype(dt)  # |max| above 240 (for n > 1, nearly always)
+        x[2, ::3] = -np.inf
+        x[3, n // 2] = np.nan
+        for axis in (-1, 0):
+            got = np.asarray(f(x, axis=axis, threads=threads))
+            want = np.asarray(f(x.astype(np.float32), axis=axis, threads=threads)).astype(dt)
+            nan = np.isnan(want.astype(np.float32))
+            assert np.array_equal(nan, np.isnan(got.astype(np.float32))), (isa, op, n, axis)
+            assert np.array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan]), (isa, op, n, axis)

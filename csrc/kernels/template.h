@@ -600,10 +600,35 @@ FSM_TARGET static inline void f32_group_consts(const float *m, const float *mn, 
     exp_f32_exact(vm, vc, vlo, vmg, g->unit);
 }
 
-/* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s. */
-FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int64_t n, float m,
+/* The element types a float32 pass reads: float32 itself, or a half type widened on load (exact). */
+enum { SRC_F32, SRC_F16, SRC_BF16 };
+
+FSM_TARGET static inline vf load_half(const uint16_t *h, int bf16) { return bf16 ? vf_load_bf16(h) : vf_load_f16(h); }
+
+/* VF_N elements of x (of type src) from i, as float32. */
+FSM_TARGET static inline vf load_src(const void *x, int64_t i, const int src)
+{
+    if (src == SRC_F32) return vf_load((const float *)x + i);
+    return load_half((const uint16_t *)x + i, src == SRC_BF16);
+}
+
+/* The first r < VF_N of them, the other lanes set to fill. */
+FSM_TARGET static inline vf load_src_part(const void *x, int64_t i, int64_t r, float fill, const int src)
+{
+    if (src == SRC_F32) return vf_load_part((const float *)x + i, r, fill);
+    const uint16_t *h = (const uint16_t *)x + i;
+    _Alignas(64) float t[VF_N];
+    for (int64_t j = 0; j < VF_N; j++)
+        t[j] = j >= r ? fill : src == SRC_BF16 ? fsm_bf16_to_f32(h[j]) : fsm_f16_to_f32(h[j]);
+    return vf_load(t);
+}
+
+/* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s.
+   src: x is float32, or a half row that is widened here (expsum_store_half_rows), so that the half
+   paths' max pass does not have to store the row as float32 first. */
+FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int64_t n, float m,
                                                    const f32_row_group *g, int k, fsm_acc *a, const int shift,
-                                                   const int clamp)
+                                                   const int clamp, const int src)
 {
     const vf vc = vf_set1(g->c[k]), vlo = vf_set1(g->lo[k]), vmg = vf_set1(g->magic[k]), vm = vf_set1(m);
     vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0;
@@ -617,7 +642,7 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
         }
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
-            vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
+            vf x0 = load_src(x, i, src), x1 = load_src(x, i + VF_N, src);
             vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift, clamp);
             vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift, clamp);
             vf_store(y + i, e0);
@@ -631,7 +656,7 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
        exact: s stays below 2^69); the missing lanes read m and add 0 */
     for (; i < n; i += VF_N) {
         int64_t r = n - i < VF_N ? n - i : VF_N;
-        vf xv = vf_load_part(x + i, r, m);
+        vf xv = r == VF_N ? load_src(x, i, src) : load_src_part(x, i, r, m, src);
         vf e = exp_f32_lanes_s(xv, vc, vlo, vmg, shift, clamp);
         vf_store_part(y + i, e, r);
         n_max += vf_count_eq(vf_keep_first(xv, r), vm);
@@ -650,16 +675,16 @@ FSM_TARGET static inline void expsum_store_row_f32(const float *x, float *y, int
 }
 
 /* expsum_store_row_f32 of a row with finite max m and min mn, in the form its constants allow. */
-FSM_TARGET static inline void expsum_store_one_f32(const float *x, float *y, int64_t n, float m, float mn,
-                                                   const f32_row_group *g, int k, fsm_acc *a)
+FSM_TARGET static inline void expsum_store_one_f32(const void *x, float *y, int64_t n, float m, float mn,
+                                                   const f32_row_group *g, int k, fsm_acc *a, const int src)
 {
     const int clamp = !(mn - g->c[k] >= g->lo[k]);  /* -inf elements need it too */
     if (fabsf(m) > F32_SHIFT_ABOVE)
-        expsum_store_row_f32(x, y, n, m, g, k, a, 1, 1);
+        expsum_store_row_f32(x, y, n, m, g, k, a, 1, 1, src);
     else if (clamp)
-        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 1);
+        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 1, src);
     else
-        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 0);
+        expsum_store_row_f32(x, y, n, m, g, k, a, 0, 0, src);
 }
 
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
@@ -671,7 +696,27 @@ FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, in
         const int k = (int)(row % VF_N);
         if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
         acc_clear(&acc[row]);
-        if (isfinite(m[row])) expsum_store_one_f32(x, y, n, m[row], mn[row], &g, k, &acc[row]);
+        if (isfinite(m[row])) expsum_store_one_f32(x, y, n, m[row], mn[row], &g, k, &acc[row], SRC_F32);
+    }
+}
+
+/* expsum_store_rows_f32 of half rows h (float16, or bfloat16 when bf16), widened as they are read: y
+   gets the float32 call's exps of the widened rows, the same bits. */
+FSM_TARGET static void KNAME(expsum_store_half_rows)(const uint16_t *h, float *y, int64_t rows, int64_t n,
+                                                     const float *m, const float *mn, fsm_acc *acc, int bf16)
+{
+    f32_row_group g;
+    for (int64_t row = 0; row < rows; row++, h += n, y += n) {
+        const int k = (int)(row % VF_N);
+        if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
+        acc_clear(&acc[row]);
+        if (!isfinite(m[row])) continue;
+        /* two of expsum_store_one_f32's three forms (the same bits: x - 0 is x), for the wheel's size */
+        const int shift = fabsf(m[row]) > F32_SHIFT_ABOVE || !(mn[row] - g.c[k] >= g.lo[k]);
+        if (shift && bf16) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 1, 1, SRC_BF16);
+        else if (shift) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 1, 1, SRC_F16);
+        else if (bf16) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 0, 0, SRC_BF16);
+        else expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 0, 0, SRC_F16);
     }
 }
 
@@ -984,9 +1029,9 @@ FSM_TARGET static void KNAME(softmax_rows_f32)(const float *x, float *y, int64_t
             /* two of expsum_store_one_f32's three forms (the same bits: x - 0 is x), for the wheel's size */
             float *e = use_scratch ? scratch + r * pitch : y + r * n;
             if (fabsf(m[r]) > F32_SHIFT_ABOVE || !(mn[r] - g.c[r] >= g.lo[r]))
-                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 1, 1);
+                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 1, 1, SRC_F32);
             else
-                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 0, 0);
+                expsum_store_row_f32(x + r * n, e, n, m[r], &g, (int)r, &acc[r], 0, 0, SRC_F32);
             sum[r] = acc[r].sum;
             unit[r] = acc[r].unit;
         }
@@ -1520,7 +1565,6 @@ FSM_TARGET static void KNAME(narrow_half)(const float *f, uint16_t *h, int64_t n
 }
 
 /* Half-type loads and stores of one vector: bf16 selects bfloat16, else float16. */
-FSM_TARGET static inline vf load_half(const uint16_t *h, int bf16) { return bf16 ? vf_load_bf16(h) : vf_load_f16(h); }
 FSM_TARGET static inline void store_half(uint16_t *h, vf a, int bf16)
 {
     if (bf16) vf_store_bf16(h, a);
@@ -1537,20 +1581,23 @@ FSM_TARGET static inline void store_half_part(uint16_t *h, vf a, int64_t r, int 
 
 /*
  * The max pass of half rows with the widening folded in: each row of h is written to s as float32
- * (exact) while its max (and min, when mn is not NULL) is taken, so the data is read from memory
- * once; m and mn are those max_rows_f32 gives on s.
+ * (exact, when store) while its max (and min, when mn is not NULL) is taken, so the data is read from
+ * memory once; m and mn are those max_rows_f32 gives on the widened rows.
  */
-FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
-                                             float *mn, int bf16)
+FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
+                                               float *mn, int bf16, const int store)
 {
-    for (int64_t r = 0; r < rows; r++, h += n, s += n) {
+    _Alignas(64) float part[VF_N];
+    for (int64_t r = 0; r < rows; r++, h += n, s += store ? n : 0) {
         vf a0 = vf_set1(-INFINITY), a1 = a0, b0 = vf_set1(INFINITY), b1 = b0;
         vf_nanflag nan = vf_nanflag_init();
         int64_t i = 0;
         for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
             vf v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
-            vf_store(s + i, v0);
-            vf_store(s + i + VF_N, v1);
+            if (store) {
+                vf_store(s + i, v0);
+                vf_store(s + i + VF_N, v1);
+            }
             a0 = vf_max(a0, v0); a1 = vf_max(a1, v1);
             b0 = vf_min(b0, v0); b1 = vf_min(b1, v1);
             nan = vf_nanflag_update(nan, v0, v1);
@@ -1559,11 +1606,12 @@ FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_
             vf v;
             if (n - i >= VF_N) {
                 v = load_half(h + i, bf16);
-                vf_store(s + i, v);
+                if (store) vf_store(s + i, v);
             } else {
-                for (int64_t j = i; j < n; j++) s[j] = bf16 ? fsm_bf16_to_f32(h[j]) : fsm_f16_to_f32(h[j]);
-                v = vf_load_part(s + i, n - i, -INFINITY);
-                b0 = vf_min(b0, vf_load_part(s + i, n - i, INFINITY));
+                float *t = store ? s + i : part;  /* the tail's lanes, widened */
+                for (int64_t j = 0; j < n - i; j++) t[j] = bf16 ? fsm_bf16_to_f32(h[i + j]) : fsm_f16_to_f32(h[i + j]);
+                v = vf_load_part(t, n - i, -INFINITY);
+                b0 = vf_min(b0, vf_load_part(t, n - i, INFINITY));
                 a0 = vf_max(a0, v);
                 nan = vf_nanflag_update(nan, v, v);
                 break;
@@ -1575,6 +1623,15 @@ FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_
         if (mn) mn[r] = vf_hmin(vf_min(b0, b1));
         m[r] = vf_nanflag_any(nan) ? NAN : vf_hmax(vf_max(a0, a1));
     }
+}
+
+/* The max pass of half rows (max_rows_f32 of the widened rows), each row written to s as float32
+   unless s is NULL (softmax, whose exp pass widens as it reads: expsum_store_half_rows). */
+FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
+                                             float *mn, int bf16)
+{
+    if (s) widen_max_rows_s(h, s, rows, n, m, mn, bf16, 1);
+    else widen_max_rows_s(h, NULL, rows, n, m, mn, bf16, 0);
 }
 
 /*
@@ -1664,6 +1721,7 @@ static const fsm_kernels KNAME(kernel_set) = {
     .max_rows_f32 = KNAME(max_rows_f32),
     .max_rows_f64 = KNAME(max_rows_f64),
     .expsum_store_rows_f32 = KNAME(expsum_store_rows_f32),
+    .expsum_store_half_rows = KNAME(expsum_store_half_rows),
     .expsum_store_rows_f64 = KNAME(expsum_store_rows_f64),
     .expsum_exclmax_rows_f32 = KNAME(expsum_exclmax_rows_f32),
     .expsum_exclmax_rows_f64 = KNAME(expsum_exclmax_rows_f64),
