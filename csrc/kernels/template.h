@@ -1593,7 +1593,9 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
         vf_nanflag nan = vf_nanflag_init();
         int64_t i = 0;
         for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-            vf v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
+            vf v0, v1;
+            if (bf16 && !store) vf_load_bf16_evenodd(h + i, &v0, &v1);  /* 2 operations for both, not 4 */
+            else v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
             if (store) {
                 vf_store(s + i, v0);
                 vf_store(s + i + VF_N, v1);
