@@ -36,6 +36,7 @@ typedef struct {
     int64_t calls_alone;      /* ... of which ran on the caller alone (budget spent, or no idle helper) */
     int64_t tasks_caller;     /* tasks run by calling threads in parallel calls */
     int64_t tasks_helper;     /* tasks run by helper-team threads */
+    int64_t steered;          /* times a helper's affinity was set to leave out its caller's CPU */
     int busy;                 /* threads the shared budget has handed out now */
     int helpers;              /* helper threads alive in this process */
     int helpers_busy;         /* helper threads whose team has not finished its last call */

@@ -323,3 +323,68 @@ def test_threadpoolctl_one_thread_means_no_helper():
         y = fastsoftmax.softmax(x, axis=-1)
     assert _core._thread_state()["calls_parallel"] == before["calls_parallel"]
     assert _same_bits(y, fastsoftmax.softmax(x, axis=-1, threads=1))
+
+
+def _task_masks():
+    """{tid: the set of CPUs in its Cpus_allowed_list} for every thread of this process (Linux)."""
+    masks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                line = next(li for li in f if li.startswith("Cpus_allowed_list:"))
+        except (OSError, StopIteration):
+            continue
+        cpus = set()
+        for part in line.split(":", 1)[1].strip().split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        masks[int(tid)] = cpus
+    return masks
+
+
+@needs_helpers
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="steering needs Linux and two CPUs")
+def test_helper_is_steered_off_the_callers_cpu(hooks):
+    """Before a call is posted, the helper's affinity leaves out the caller's CPU (threads.c: a woken
+    SCHED_BATCH helper placed on the caller's busy CPU can wait there for milliseconds while another
+    CPU idles). The caller is pinned to one CPU here so that the CPU it posts from is known; the
+    helper then runs on the others, and the result is the caller-alone one."""
+    allowed = os.sched_getaffinity(0)
+    x = _big()
+    ref = fastsoftmax.softmax(x, axis=-1, threads=1)
+    hooks(wait_for_helper=True, cpu_cap=2)
+    fastsoftmax.softmax(x, axis=-1, threads=2)  # a helper exists, created with the whole mask
+    _helpers_idle()
+    for cpu in sorted(allowed)[:2]:
+        os.sched_setaffinity(0, {cpu})  # this (calling) thread only
+        try:
+            before = _core._thread_state()
+            y = fastsoftmax.softmax(x, axis=-1, threads=2)
+            _helpers_idle()
+            after = _core._thread_state()
+        finally:
+            os.sched_setaffinity(0, allowed)
+        assert _same_bits(y, ref)
+        assert after["tasks_helper"] > before["tasks_helper"], after
+        assert after["steered"] > 0, after  # (this call's helper may have been steered off cpu before)
+        steered = [tid for tid, m in _task_masks().items() if m == allowed - {cpu}]
+        assert steered, (cpu, _task_masks())
+
+
+@needs_helpers
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="steering needs Linux and two CPUs")
+def test_no_steering_when_openmp_binds_threads():
+    """OMP_PROC_BIND asks the OpenMP runtime to own the threads' affinities: the helper is left as is."""
+    code = ("import numpy as np, fastsoftmax\n"
+            "from fastsoftmax import _core\n"
+            "_core._thread_hooks(wait_for_helper=True, cpu_cap=2)\n"
+            "x = np.random.default_rng(0).standard_normal((64, 32000)).astype(np.float32)\n"
+            "for _ in range(3): fastsoftmax.softmax(x, axis=-1, threads=2)\n"
+            "s = _core._thread_state()\n"
+            "print(s['tasks_helper'] > 0, s['steered'])\n")
+    env = dict(os.environ, OMP_PROC_BIND="true")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "0"], out.stdout

@@ -51,7 +51,7 @@ cdef extern from "fastsoftmax.h" nogil:
 
 cdef extern from "threads.h" nogil:
     ctypedef struct fsm_thread_state:
-        int64_t calls_parallel, calls_alone, tasks_caller, tasks_helper
+        int64_t calls_parallel, calls_alone, tasks_caller, tasks_helper, steered
         int busy, helpers, helpers_busy, helpers_held, callers_held
     int FSM_HOOK_HOLD_HELPERS, FSM_HOOK_WAIT_HELPER
     void fsm_thread_hooks(int flags, unsigned hold_got_mask, int cpu_cap)
@@ -144,7 +144,7 @@ def _thread_state():
     cdef fsm_thread_state s
     fsm_thread_state_get(&s)
     return dict(calls_parallel=s.calls_parallel, calls_alone=s.calls_alone, tasks_caller=s.tasks_caller,
-                tasks_helper=s.tasks_helper, busy=s.busy, helpers=s.helpers, helpers_busy=s.helpers_busy,
+                tasks_helper=s.tasks_helper, steered=s.steered, busy=s.busy, helpers=s.helpers, helpers_busy=s.helpers_busy,
                 helpers_held=s.helpers_held, callers_held=s.callers_held)
 
 
