@@ -57,6 +57,21 @@ def _openmp_flags(compiler):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _accepts(compiler, flag):
+    """Whether the C compiler compiles a trivial file with `flag` without a warning (-Werror)."""
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("int fsm_probe(int x) { return x + 1; }\n")
+        compiler.compile([src], output_dir=tmp, extra_postargs=[flag, "-Werror"])
+        return True
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class BuildExt(build_ext):
     def run(self):
         # setuptools clears self.inplace while it builds, so record here whether this is a local build
@@ -80,15 +95,23 @@ class BuildExt(build_ext):
             san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
             base = [f for f in base if f != "-O3"] + ["-O1", "-g"]
         release = not (msvc or getattr(self, "_local_build", False) or _flag("FASTSOFTMAX_DEBUG") or san)
-        if release and hasattr(self.compiler, "_compile"):
+        # The kernels without GCC's constant-propagation clones: their inline row functions take constant
+        # form arguments (shift, clamp, source type) and are inlined or unswitched anyway; the clones
+        # were 13 kB of the AVX-512 set's 78 kB of code and 8 kB of the compressed wheel. The passes
+        # measured the same (bench/micro/ab.sh and short.sh on Zen 4, AVX-512 and AVX2: 0.98-1.02).
+        # Local builds too, so that benchmarks time the wheel's kernels.
+        kernel_flags = ["-fno-ipa-cp-clone"] if not msvc and _accepts(self.compiler, "-fno-ipa-cp-clone") else []
+        if (release or kernel_flags) and hasattr(self.compiler, "_compile"):
             # the Cython module's C (argument checks and dispatch: 106 kB of code at -O3, 58 kB at -Os) for
             # size, the wheel's limit; the kernels keep -O3. Per-call time of small calls measured the same
             # (softmax of (1, 16): 450-760 ns either way on Zen 4, within this machine's noise).
             compile_one = self.compiler._compile
 
             def compile_small(obj, src, ext, cc_args, extra_postargs, pp_opts):
-                if os.path.basename(src) == "_core.c":
+                if release and os.path.basename(src) == "_core.c":
                     extra_postargs = list(extra_postargs) + ["-Os"]
+                if os.path.basename(os.path.dirname(src)) == "kernels":
+                    extra_postargs = list(extra_postargs) + kernel_flags
                 return compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
             self.compiler._compile = compile_small

@@ -20,6 +20,8 @@ extern const fsm_kernels *const fsm_kernels_b;
 /* The kernels ask cpu.c whether subnormal arithmetic is free; no cpu.c is linked: the integer form,
    unless FSM_SUBNORMALS_FREE is set. */
 int fsm_subnormals_free(void) { return getenv("FSM_SUBNORMALS_FREE") != NULL; }
+/* ... and whether to round bfloat16 with AVX512_BF16 (the half paths only; these rows are float32): no. */
+int fsm_bf16cvt(void) { return 0; }
 
 #define REPS 201
 
