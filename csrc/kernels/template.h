@@ -1588,7 +1588,8 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
                                                float *mn, int bf16, const int store)
 {
     _Alignas(64) float part[VF_N];
-    for (int64_t r = 0; r < rows; r++, h += n, s += store ? n : 0) {
+    for (int64_t r = 0; r < rows; r++, h += n) {
+        float *sr = store ? s + r * n : NULL;
         vf a0 = vf_set1(-INFINITY), a1 = a0, b0 = vf_set1(INFINITY), b1 = b0;
         vf_nanflag nan = vf_nanflag_init();
         int64_t i = 0;
@@ -1597,8 +1598,8 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
             if (bf16 && !store) vf_load_bf16_evenodd(h + i, &v0, &v1);  /* 2 operations for both, not 4 */
             else v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
             if (store) {
-                vf_store(s + i, v0);
-                vf_store(s + i + VF_N, v1);
+                vf_store(sr + i, v0);
+                vf_store(sr + i + VF_N, v1);
             }
             a0 = vf_max(a0, v0); a1 = vf_max(a1, v1);
             b0 = vf_min(b0, v0); b1 = vf_min(b1, v1);
@@ -1608,9 +1609,9 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
             vf v;
             if (n - i >= VF_N) {
                 v = load_half(h + i, bf16);
-                if (store) vf_store(s + i, v);
+                if (store) vf_store(sr + i, v);
             } else {
-                float *t = store ? s + i : part;  /* the tail's lanes, widened */
+                float *t = store ? sr + i : part;  /* the tail's lanes, widened */
                 for (int64_t j = 0; j < n - i; j++) t[j] = bf16 ? fsm_bf16_to_f32(h[i + j]) : fsm_f16_to_f32(h[i + j]);
                 v = vf_load_part(t, n - i, -INFINITY);
                 b0 = vf_min(b0, vf_load_part(t, n - i, INFINITY));
