@@ -97,8 +97,9 @@ class BuildExt(build_ext):
         release = not (msvc or getattr(self, "_local_build", False) or _flag("FASTSOFTMAX_DEBUG") or san)
         # The kernels without GCC's constant-propagation clones: their inline row functions take constant
         # form arguments (shift, clamp, source type) and are inlined or unswitched anyway; the clones
-        # were 13 kB of the AVX-512 set's 78 kB of code and 8 kB of the compressed wheel. The passes
-        # measured the same (bench/micro/ab.sh and short.sh on Zen 4, AVX-512 and AVX2: 0.98-1.02).
+        # were 13 kB of the AVX-512 set's 78 kB of code and 8 kB of the compressed wheel. Without them
+        # the exp row function tests its form flags in the loop: the AVX-512 exp pass measured
+        # 1.010-1.017x (bench/micro/ab.sh, Zen 4), AVX2 and the short rows (short.sh) within noise.
         # Local builds too, so that benchmarks time the wheel's kernels.
         kernel_flags = ["-fno-ipa-cp-clone"] if not msvc and _accepts(self.compiler, "-fno-ipa-cp-clone") else []
         if (release or kernel_flags) and hasattr(self.compiler, "_compile"):
