@@ -25,7 +25,9 @@
  * scheduler places the woken helper on the caller's own core and it preempts the caller (measured
  * on the 2-core VM under load: the helper ran every task, the caller none, each call 10-20 µs
  * slower than alone); with it the helper waits its turn there and the caller, which started at
- * once, does the work. On an idle core the helper starts as fast as before.
+ * once, does the work. SCHED_BATCH alone also keeps a helper woken onto the caller's busy CPU there
+ * while another CPU idles (milliseconds on a VM), so on Linux the helper's affinity leaves out the
+ * caller's CPU (steer(), below): it starts on an idle CPU or waits behind other work, never the caller.
  * A call whose tasks come in two phases (a long row on several threads: per-block statistics, the
  * merge, then the output blocks) numbers both phases in one sequence; the thread that finishes the
  * last task of phase 0 runs the merge and opens phase 1, and a thread holding a task of a phase not
@@ -414,7 +416,8 @@ static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent
  * wake-up after a gap of 1-20 ms then took 2.9-3.8 ms (median) under SCHED_BATCH, against 12-25 µs
  * under SCHED_OTHER and 25-70 µs under SCHED_BATCH with the caller's CPU left out. So every call that
  * came after a pause (a server between requests) ran alone: softmax (64, 32000) threads=2 after 5 ms
- * of sleep took 1109 µs (threads=1: 1031), back to back 441 µs. Left out, the helper cannot be
+ * of sleep took 1109 µs (threads=1: 1031), back to back 441 µs; steered, after 5-20 ms pauses,
+ * 803-924 µs against threads=1's 1306-1438 (alternating processes). Left out, the helper cannot be
  * placed on the caller's CPU at all, which is also what SCHED_BATCH was there for. Not done when
  * OMP_PROC_BIND, OMP_PLACES or GOMP_CPU_AFFINITY ask the OpenMP runtime to bind threads (it owns the
  * affinities then), nor when the caller's CPU is the only one allowed. The helper's OpenMP team
