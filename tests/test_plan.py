@@ -113,3 +113,11 @@ def test_is_bfloat16():
         pytest.skip(f"bfloat16 comes from ml_dtypes, which does not load here: {exc!r}"[:200])
     assert _plan.is_bfloat16(np.dtype(ml_dtypes.bfloat16))
     assert _plan.plan("softmax", np.zeros((2, 3), ml_dtypes.bfloat16), -1).route_name == "direct"
+    # user-defined types are classified once and remembered by type number: asked again, in any
+    # order, each keeps its answer (another registered two-byte type is not bfloat16)
+    others = [np.dtype(ml_dtypes.float8_e4m3fn), np.dtype(ml_dtypes.int4), np.dtype(ml_dtypes.float8_e5m2)]
+    for _ in range(3):
+        for dt in others:
+            assert not _plan.is_bfloat16(dt)
+        assert _plan.is_bfloat16(np.dtype(ml_dtypes.bfloat16))
+        assert not _plan.is_bfloat16(np.dtype(np.float16))
