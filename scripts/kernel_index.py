@@ -23,7 +23,7 @@ INDEX = "csrc/kernels/INDEX"
 
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # A definition, not a use: "static ... KNAME(name)(" (a function) or "static ... KNAME(name) =" (the table).
-_DEFINITION = re.compile(r"^(?:FSM_TARGET\s+)?static\b[^;=(]*\bKNAME\((\w+)\)\s*[(=]")
+_DEFINITION = re.compile(r"^(?:FSM_TARGET(?:_H)?\s+)?static\b[^;=(]*\bKNAME\((\w+)\)\s*[(=]")
 
 
 def isas(root=ROOT):

@@ -363,3 +363,42 @@ def test_the_float32_result_rounded_once(isa, dt, op, threads):
             nan = np.isnan(want.astype(np.float32))
             assert np.array_equal(nan, np.isnan(got.astype(np.float32))), (isa, op, n, axis)
             assert np.array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan]), (isa, op, n, axis)
+
+
+@pytest.mark.parametrize("dt", HALVES, ids=str)
+@pytest.mark.parametrize("offset", [0, 1, 5, 31])
+def test_softmax_max_pass_on_the_bits(isa, dt, offset):
+    """Softmax's max pass of a long half row compares the bits as 16-bit integers (template.h,
+    max_half_bits): its max and min must be the widened row's in every sign pattern, so the result
+    is the float32 call's rounded once. Rows of two blocks starting at several element offsets (the
+    pass aligns its loads): all negative, a -0 or a +0 max among negatives, negative and positive
+    NaN, -inf, subnormals of both signs, a max in the unaligned head or in the tail."""
+    bits = 0xfe00 if dt == np.float16 else 0xffc0  # a negative quiet NaN
+    neg_nan = np.array([bits], np.uint16).view(dt)[0]
+    unit = float(finfo(dt).smallest_subnormal)
+    n = 20000
+    base = np.abs(data(n + offset, dt, seed=offset)) + dt.type(0.5)
+    cases = {"all negative": -base, "positive": base}
+    for name, value in (("-0 max", -0.0), ("+0 max", 0.0), ("head max", -0.25), ("tail max", -0.125)):
+        row = -base.copy()
+        where = {"head max": offset + 2, "tail max": n + offset - 3}.get(name, offset + n // 2)
+        row[where] = dt.type(value)
+        if name == "+0 max":
+            row[where + 7] = dt.type(-0.0)
+        cases[name] = row
+    for name, value in (("negative NaN", neg_nan), ("positive NaN", np.nan), ("-inf", -np.inf)):
+        row = -base.copy()
+        row[offset + 9000] = value
+        cases[name] = row
+    sub = (np.arange(n + offset) % 7 - 3).astype(np.float32) * unit
+    cases["subnormals"] = sub.astype(dt)
+    cases["negative subnormals"] = (-np.abs(sub) - unit).astype(dt)
+    for name, row in cases.items():
+        x = row[offset:]  # a view: its first element is offset elements past the buffer's start
+        got = fastsoftmax.softmax(x, threads=1)
+        want = fastsoftmax.softmax(x.astype(np.float32), threads=1).astype(dt)
+        nan = np.isnan(want.astype(np.float32))
+        assert np.array_equal(nan, np.isnan(got.astype(np.float32))), (isa, name)
+        assert np.array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan]), (isa, name)
+        if name.endswith("NaN"):
+            assert nan.all(), (isa, name)

@@ -241,6 +241,24 @@ FSM_TARGET static inline void vf_store_bf16x2_f(uint16_t *p, vf a, vf b, const i
 FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b) { vf_store_bf16x2_f(p, a, b, 0); }
 FSM_TARGET static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b) { vf_store_bf16x2_f(p, a, b, 1); }
 
+/* The bits of half values as 16-bit integers, VH_N a vector (template.h, max_half_bits). */
+#define FSM_TARGET_H FSM_TARGET
+#define VH_N 16
+typedef __m256i vh;
+FSM_TARGET static inline vh vh_load(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+FSM_TARGET static inline vh vh_set1(uint16_t a) { return _mm256_set1_epi16((short)a); }
+FSM_TARGET static inline vh vh_max_s(vh a, vh b) { return _mm256_max_epi16(a, b); }
+FSM_TARGET static inline vh vh_max_u(vh a, vh b) { return _mm256_max_epu16(a, b); }
+FSM_TARGET static inline vh vh_min_u(vh a, vh b) { return _mm256_min_epu16(a, b); }
+/* the horizontal reductions: folded to 8 lanes, then phminposuw (as avx512.c) */
+FSM_TARGET static inline uint16_t vh_hmin_u(vh a)
+{
+    __m128i t = _mm_min_epu16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    return (uint16_t)_mm_extract_epi16(_mm_minpos_epu16(t), 0);
+}
+FSM_TARGET static inline uint16_t vh_hmax_u(vh a) { return (uint16_t)(0xffff ^ vh_hmin_u(_mm256_xor_si256(a, _mm256_set1_epi16(-1)))); }
+FSM_TARGET static inline int16_t vh_hmax_s(vh a) { return (int16_t)(0x8000 ^ vh_hmax_u(_mm256_xor_si256(a, _mm256_set1_epi16((short)0x8000)))); }
+
 #include "kernels/template.h"
 
 const fsm_kernels *const fsm_kernels_avx2 = &kernel_set_avx2;

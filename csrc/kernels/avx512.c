@@ -250,6 +250,36 @@ FSM_BF16_TARGET static inline void vf_store_bf16x2_cvt(uint16_t *p, vf a, vf b, 
 }
 #endif
 
+/*
+ * The bits of half values as 16-bit integers, VH_N a vector (the max pass of half rows compares them
+ * so, 32 a vector, without widening: template.h, max_half_bits). The 16-bit forms need AVX-512BW,
+ * which cpu.c requires of this set; only the functions that use them carry the target.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FSM_TARGET_H __attribute__((target("avx512f,avx512bw,avx2,fma,tune=skylake-avx512")))
+#elif defined(__clang__)
+#define FSM_TARGET_H __attribute__((target("avx512f,avx512bw,avx2,fma")))
+#else
+#define FSM_TARGET_H
+#endif
+#define VH_N 32
+typedef __m512i vh;
+FSM_TARGET_H static inline vh vh_load(const uint16_t *p) { return _mm512_loadu_si512((const void *)p); }
+FSM_TARGET_H static inline vh vh_set1(uint16_t a) { return _mm512_set1_epi16((short)a); }
+FSM_TARGET_H static inline vh vh_max_s(vh a, vh b) { return _mm512_max_epi16(a, b); }
+FSM_TARGET_H static inline vh vh_max_u(vh a, vh b) { return _mm512_max_epu16(a, b); }
+FSM_TARGET_H static inline vh vh_min_u(vh a, vh b) { return _mm512_min_epu16(a, b); }
+/* the horizontal reductions: halves folded down to 8 lanes, then SSE4.1's phminposuw (unsigned min;
+   the max is the min of the complement, the signed order is the unsigned one of a ^ 0x8000) */
+FSM_TARGET_H static inline uint16_t vh8_hmin_u(__m128i a) { return (uint16_t)_mm_extract_epi16(_mm_minpos_epu16(a), 0); }
+FSM_TARGET_H static inline uint16_t vh_hmin_u(vh a)
+{
+    __m256i t = _mm256_min_epu16(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+    return vh8_hmin_u(_mm_min_epu16(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1)));
+}
+FSM_TARGET_H static inline uint16_t vh_hmax_u(vh a) { return (uint16_t)(0xffff ^ vh_hmin_u(_mm512_xor_si512(a, _mm512_set1_epi16(-1)))); }
+FSM_TARGET_H static inline int16_t vh_hmax_s(vh a) { return (int16_t)(0x8000 ^ vh_hmax_u(_mm512_xor_si512(a, _mm512_set1_epi16((short)0x8000)))); }
+
 #include "kernels/template.h"
 
 const fsm_kernels *const fsm_kernels_avx512 = &kernel_set_avx512;

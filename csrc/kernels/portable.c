@@ -141,6 +141,19 @@ static inline void vf_store_bf16(uint16_t *p, vf a) { *p = fsm_f32_to_bf16(a); }
 static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b) { p[0] = fsm_f32_to_bf16(a); p[1] = fsm_f32_to_bf16(b); }
 static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b) { vf_store_bf16x2(p, a, b); }
 
+/* The bits of half values as 16-bit integers, one a lane (template.h, max_half_bits). */
+#define FSM_TARGET_H
+#define VH_N 1
+typedef uint16_t vh;
+static inline vh vh_load(const uint16_t *p) { return *p; }
+static inline vh vh_set1(uint16_t a) { return a; }
+static inline vh vh_max_s(vh a, vh b) { return (int16_t)b > (int16_t)a ? b : a; }
+static inline vh vh_max_u(vh a, vh b) { return b > a ? b : a; }
+static inline vh vh_min_u(vh a, vh b) { return b < a ? b : a; }
+static inline uint16_t vh_hmin_u(vh a) { return a; }
+static inline uint16_t vh_hmax_u(vh a) { return a; }
+static inline int16_t vh_hmax_s(vh a) { return (int16_t)a; }
+
 #include "kernels/template.h"
 
 const fsm_kernels *const fsm_kernels_portable = &kernel_set_portable;

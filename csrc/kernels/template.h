@@ -1628,13 +1628,56 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
     }
 }
 
+/*
+ * The max (and min, when mn is not NULL) of a half row read as 16-bit integers, VH_N at a time and
+ * never widened: softmax's max pass, whose exp pass widens the row as it reads it. float16 and
+ * bfloat16 are sign-magnitude, so three integer reductions give both:
+ *   smax = max as int16: the largest value when any element has its sign bit clear (those are the
+ *          int16 >= 0, in value order); otherwise every element is negative, and then
+ *   umin = min as uint16 is the negative of smallest magnitude, the largest value;
+ *   umax = max as uint16: when any sign bit is set, the negative of largest magnitude, the smallest
+ *          value; otherwise umin is the smallest.
+ * A NaN is a magnitude above infinity's: smax > inf (a positive NaN) or umax > -inf's bits (a
+ * negative one); the max is then NaN, as max_rows_f32 gives. The values are those of the widened
+ * row (widening is exact and monotonic), except that where +0 and -0 are both the max (or the min)
+ * this gives +0 (-0), where the float compare may give either: no result depends on it. Three
+ * integer operations per 32 elements (AVX-512) against the float pass's widening, max, min and NaN
+ * test per 16 (bench/micro/half.sh).
+ */
+FSM_TARGET_H static inline void max_half_bits(const uint16_t *h, int64_t n, int bf16, float *m, float *mn)
+{
+    vh smax = vh_set1(0x8000), umax = vh_set1(0), umin = vh_set1(0xffff);  /* the neutral elements */
+    /* the elements before the first 64-byte boundary are taken with the tail: no load splits a line */
+    int64_t head = (int64_t)((-(uintptr_t)h & 63) / sizeof(uint16_t)), i;
+    if (head > n || (uintptr_t)h % sizeof(uint16_t)) head = n;
+    for (i = head; i + 2 * VH_N <= n; i += 2 * VH_N) {
+        vh a = vh_load(h + i), b = vh_load(h + i + VH_N);
+        smax = vh_max_s(smax, vh_max_s(a, b));
+        umax = vh_max_u(umax, vh_max_u(a, b));
+        umin = vh_min_u(umin, vh_min_u(a, b));
+    }
+    int16_t s16 = vh_hmax_s(smax);
+    uint16_t u_max = vh_hmax_u(umax), u_min = vh_hmin_u(umin);
+    for (int64_t j = 0; j < head + (n - i); j++) {  /* the head, then the last < 2 VH_N elements */
+        const uint16_t v = h[j < head ? j : i + (j - head)];
+        s16 = (int16_t)v > s16 ? (int16_t)v : s16;
+        u_max = v > u_max ? v : u_max;
+        u_min = v < u_min ? v : u_min;
+    }
+    const int inf = bf16 ? 0x7f80 : 0x7c00;
+    uint16_t hmax = s16 >= 0 ? (uint16_t)s16 : u_min, hmin = u_max >= 0x8000 ? u_max : u_min;
+    if (mn) *mn = bf16 ? fsm_bf16_to_f32(hmin) : fsm_f16_to_f32(hmin);
+    *m = s16 > inf || u_max > (0x8000 | inf) ? NAN : bf16 ? fsm_bf16_to_f32(hmax) : fsm_f16_to_f32(hmax);
+}
+
 /* The max pass of half rows (max_rows_f32 of the widened rows), each row written to s as float32
    unless s is NULL (softmax, whose exp pass widens as it reads: expsum_store_half_rows). */
-FSM_TARGET static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
-                                             float *mn, int bf16)
+FSM_TARGET_H static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
+                                               float *mn, int bf16)
 {
     if (s) widen_max_rows_s(h, s, rows, n, m, mn, bf16, 1);
-    else widen_max_rows_s(h, NULL, rows, n, m, mn, bf16, 0);
+    else
+        for (int64_t r = 0; r < rows; r++) max_half_bits(h + r * n, n, bf16, &m[r], mn ? &mn[r] : NULL);
 }
 
 /*
