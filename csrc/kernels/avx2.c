@@ -205,14 +205,6 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-/* 2 * VF_N bfloat16 from p as float32, in the lane order of one vector load: *even gets p[0], p[2], ...,
-   *odd p[1], p[3], ... (for passes whose result does not depend on the order: the max pass) */
-FSM_TARGET static inline void vf_load_bf16_evenodd(const uint16_t *p, vf *even, vf *odd)
-{
-    __m256i v = _mm256_loadu_si256((const __m256i *)p);
-    *even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-    *odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
-}
 /* the bfloat16 bits of a in the low half of each 32-bit lane: nearest even, NaN kept quiet
    (finite = 1: the caller knows a has no NaN, and the NaN test is left out) */
 FSM_TARGET static inline __m256i bf16_bits(vf a, const int finite)

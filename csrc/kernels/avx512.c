@@ -196,14 +196,6 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-/* 2 * VF_N bfloat16 from p as float32, in the lane order of one vector load: *even gets p[0], p[2], ...,
-   *odd p[1], p[3], ... (for passes whose result does not depend on the order: the max pass) */
-FSM_TARGET static inline void vf_load_bf16_evenodd(const uint16_t *p, vf *even, vf *odd)
-{
-    __m512i v = _mm512_loadu_si512((const void *)p);
-    *even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    *odd = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
-}
 /* finite = 1: the caller knows a has no NaN, and the NaN test is left out */
 FSM_TARGET static inline void vf_store_bf16_f(uint16_t *p, vf a, const int finite)
 {

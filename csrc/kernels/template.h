@@ -1581,26 +1581,22 @@ FSM_TARGET static inline void store_half_part(uint16_t *h, vf a, int64_t r, int 
 
 /*
  * The max pass of half rows with the widening folded in: each row of h is written to s as float32
- * (exact, when store) while its max (and min, when mn is not NULL) is taken, so the data is read from
- * memory once; m and mn are those max_rows_f32 gives on the widened rows.
+ * (exact) while its max (and min, when mn is not NULL) is taken, so the data is read from memory
+ * once; m and mn are those max_rows_f32 gives on the widened rows. (Softmax, which needs no widened
+ * copy, takes max_half_bits instead.)
  */
 FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
-                                               float *mn, int bf16, const int store)
+                                               float *mn, int bf16)
 {
-    _Alignas(64) float part[VF_N];
     for (int64_t r = 0; r < rows; r++, h += n) {
-        float *sr = store ? s + r * n : NULL;
+        float *sr = s + r * n;
         vf a0 = vf_set1(-INFINITY), a1 = a0, b0 = vf_set1(INFINITY), b1 = b0;
         vf_nanflag nan = vf_nanflag_init();
         int64_t i = 0;
         for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
-            vf v0, v1;
-            if (bf16 && !store) vf_load_bf16_evenodd(h + i, &v0, &v1);  /* 2 operations for both, not 4 */
-            else v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
-            if (store) {
-                vf_store(sr + i, v0);
-                vf_store(sr + i + VF_N, v1);
-            }
+            vf v0 = load_half(h + i, bf16), v1 = load_half(h + i + VF_N, bf16);
+            vf_store(sr + i, v0);
+            vf_store(sr + i + VF_N, v1);
             a0 = vf_max(a0, v0); a1 = vf_max(a1, v1);
             b0 = vf_min(b0, v0); b1 = vf_min(b1, v1);
             nan = vf_nanflag_update(nan, v0, v1);
@@ -1609,9 +1605,9 @@ FSM_TARGET static inline void widen_max_rows_s(const uint16_t *h, float *s, int6
             vf v;
             if (n - i >= VF_N) {
                 v = load_half(h + i, bf16);
-                if (store) vf_store(sr + i, v);
+                vf_store(sr + i, v);
             } else {
-                float *t = store ? sr + i : part;  /* the tail's lanes, widened */
+                float *t = sr + i;  /* the tail's lanes, widened */
                 for (int64_t j = 0; j < n - i; j++) t[j] = bf16 ? fsm_bf16_to_f32(h[i + j]) : fsm_f16_to_f32(h[i + j]);
                 v = vf_load_part(t, n - i, -INFINITY);
                 b0 = vf_min(b0, vf_load_part(t, n - i, INFINITY));
@@ -1675,7 +1671,7 @@ FSM_TARGET_H static inline void max_half_bits(const uint16_t *h, int64_t n, int 
 FSM_TARGET_H static void KNAME(widen_max_rows)(const uint16_t *h, float *s, int64_t rows, int64_t n, float *m,
                                                float *mn, int bf16)
 {
-    if (s) widen_max_rows_s(h, s, rows, n, m, mn, bf16, 1);
+    if (s) widen_max_rows_s(h, s, rows, n, m, mn, bf16);
     else
         for (int64_t r = 0; r < rows; r++) max_half_bits(h + r * n, n, bf16, &m[r], mn ? &mn[r] : NULL);
 }
