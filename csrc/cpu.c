@@ -262,6 +262,10 @@ int64_t fsm_llc_bytes(void)
 
 void fsm_set_llc_bytes(int64_t bytes) { llc_forced = bytes; }
 
+static int64_t prefetch_forced;
+int64_t fsm_prefetch_above(void) { return prefetch_forced ? prefetch_forced : fsm_llc_detected(); }
+void fsm_set_prefetch_above(int64_t bytes) { prefetch_forced = bytes; }
+
 /*
  * Subnormal arithmetic. Intel cores take a microcode assist (~100+ cycles) on every float operation
  * with a subnormal operand or result; Zen 3 measured 3.3x slower on a tenth of the outputs subnormal;

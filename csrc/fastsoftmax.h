@@ -75,6 +75,15 @@ typedef struct { double sum, sum_lo, n_max, unit, e_min, e_max, unit_lo; } fsm_a
 
 #define FSM_COLS_MAX 1024 /* column kernels take at most this many columns a call */
 
+/* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
+#define FSM_PREFETCH_L2(p, w) __builtin_prefetch((p), (w), 1)  /* prefetcht2: L2 and outward */
+#else
+#define FSM_PREFETCH(p, w) ((void)(p))
+#define FSM_PREFETCH_L2(p, w) ((void)(p))
+#endif
+
 /*
  * The kernels of one ISA. Row kernels take `rows` rows of n contiguous elements with per-row state
  * in arrays (expsum kernels skip rows whose max is not finite, leaving their acc at 0); column
@@ -89,14 +98,16 @@ typedef struct {
     void (*max_rows_f32)(const float *x, int64_t rows, int64_t n, float *m, float *mn);
     void (*max_rows_f64)(const double *x, int64_t rows, int64_t n, double *m, double *mn);
     /* mn: the rows' minima from max_rows (float32; float64 ignores it) */
+    /* ahead > 0: while element i of a row is read, x[i + ahead] is prefetched (the caller's next block;
+       a hint, results unchanged); 0: no prefetch */
     void (*expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, const float *m,
-                                  const float *mn, fsm_acc *acc);
+                                  const float *mn, fsm_acc *acc, int64_t ahead);
     void (*expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n, const double *m,
-                                  const double *mn, fsm_acc *acc);
+                                  const double *mn, fsm_acc *acc, int64_t ahead);
     void (*expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n, const float *m, const float *mn,
-                                    fsm_acc *acc);
+                                    fsm_acc *acc, int64_t ahead);
     void (*expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n, const double *m, const double *mn,
-                                    fsm_acc *acc);
+                                    fsm_acc *acc, int64_t ahead);
     /* y *= c_hi + c_lo per row; acc: the rows' pass-1 statistics (float64 ignores them) */
     void (*scale_rows_f32)(float *y, int64_t rows, int64_t n, const double *c_hi, const double *c_lo,
                            const fsm_acc *acc);
@@ -177,6 +188,11 @@ const fsm_kernels *fsm_active(void);
 int64_t fsm_llc_detected(void);
 int64_t fsm_llc_bytes(void);
 void fsm_set_llc_bytes(int64_t bytes);
+/* Calls on long rows whose x and y together exceed fsm_prefetch_above() bytes prefetch each next block
+   (rows_dtype.h): fsm_llc_detected() by default; fsm_set_prefetch_above(b): b > 0 that size, b < 0 never,
+   0 the default. */
+int64_t fsm_prefetch_above(void);
+void fsm_set_prefetch_above(int64_t bytes);
 /* Whether subnormal operands and results cost nothing extra here (cpu.c measures it once): the float32
    scale pass then lets the multiply round subnormal outputs (the same bits as its integer form).
    fsm_set_subnormals(mode): 1 forces the direct form, -1 the integer form, 0 the measured default. */
@@ -189,6 +205,7 @@ void fsm_set_subnormals(int mode);
 int fsm_bf16cvt(void);
 int fsm_bf16cvt_supported(void);
 void fsm_set_bf16cvt(int mode);
+int64_t fsm_prefetch_calls(void);                 /* calls whose long rows prefetched their next block */
 int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */

@@ -45,14 +45,6 @@
    the allocation carries 64 bytes more). */
 static inline float *fsm_align64(void *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
-/* Prefetch hint (no effect on results): a read, or a write when `w` is 1, into all cache levels. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
-#define FSM_PREFETCH_L2(p, w) __builtin_prefetch((p), (w), 1)  /* prefetcht2: L2 and outward */
-#else
-#define FSM_PREFETCH(p, w) ((void)(p))
-#define FSM_PREFETCH_L2(p, w) ((void)(p))
-#endif
 #define FSM_COLS_PREFETCH_SLICE 32  /* columns of a block computed between two prefetch slices (rows_dtype.h) */
 
 /*
@@ -77,6 +69,10 @@ typedef double fsm_wide;
 static volatile int64_t stream_calls;
 static void fsm_stream_calls_add(void) { stream_calls = stream_calls + 1; }
 int64_t fsm_stream_calls(void) { return stream_calls; }
+/* ... and so do the calls whose long rows prefetch their next block (rows_dtype.h prefetch_wanted) */
+static volatile int64_t prefetch_calls;
+static void fsm_prefetch_calls_add(void) { prefetch_calls = prefetch_calls + 1; }
+int64_t fsm_prefetch_calls(void) { return prefetch_calls; }
 
 /* The row pitch (elements) of a column block's scratch: an odd number of cache lines, so that a
    column's rows fall into distinct L1 sets and no row aliases a row a few steps back modulo 4 KiB (a
@@ -91,6 +87,7 @@ static int64_t fsm_col_pitch(int64_t width, int64_t elem_size)
 
 #define FSM_LANES_N 48 /* rows_lanes: the longest rows it takes (logsumexp; its tile: 64 bytes a row element) */
 #define FSM_LANES_N_ELEMENTWISE 32 /* ... and for softmax and log_softmax */
+enum { FSM_PF_NONE = 0, FSM_PF_BLOCKS = 1, FSM_PF_NEXT_ROW = 2 };  /* row_blocks' prefetch (rows_dtype.h) */
 typedef struct { double m; fsm_acc acc; } fsm_block;                /* one block's pass-1 statistics */
 typedef struct { double m, hi, lo; fsm_wide wide_inv; } fsm_row;    /* M and the row's factor or log */
 
@@ -150,7 +147,7 @@ static void pass1_rows_half(const fsm_kernels *k, const fsm_op_passes *p, int bf
         return;
     }
     k->widen_max_rows(x, s, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, bf);
-    k->expsum_exclmax_rows_f32(s, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, acc);
+    k->expsum_exclmax_rows_f32(s, rows, n, m, p->max_pass == FSM_MAX_AND_MIN ? mn : NULL, acc, 0);
 }
 
 /* rows_short_f32's passes for half rows, through the float32 scratch s (rows * n elements). */

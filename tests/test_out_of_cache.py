@@ -93,3 +93,71 @@ def test_switch_and_threshold():
     finally:
         _core._set_llc_bytes(0)
     assert _core._llc_bytes() == (used, detected)
+
+
+@pytest.fixture
+def prefetching():
+    """Long rows prefetch their next block in every call above 1 byte; restored to the default afterwards."""
+    _core._set_prefetch_above(1)
+    yield
+    _core._set_prefetch_above(0)
+
+
+def _no_prefetch(f, x, threads, **kw):
+    _core._set_prefetch_above(-1)
+    try:
+        return f(x, threads=threads, **kw)
+    finally:
+        _core._set_prefetch_above(1)
+
+
+# long rows: one block + a tail, two blocks, blocks + tails, one row alone (it has no next row)
+PREFETCH_SHAPES = [(3, 16385), (4, 32768), (5, 40000), (1, 50_001), (2, 100_003)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", PREFETCH_SHAPES, ids=str)
+@pytest.mark.parametrize(
+    "f", [fastsoftmax.softmax, fastsoftmax.log_softmax, fastsoftmax.logsumexp], ids=lambda f: f.__name__
+)
+def test_prefetching_rows_same_bits(isa, prefetching, f, shape, dtype):
+    """The prefetch is a hint: each row's bits are those of the call without it, for any thread count,
+    also where the out-of-cache stores take the call (the hint rides in its passes too)."""
+    x = _data(shape, dtype, seed=2)
+    want = _no_prefetch(f, x, 1, axis=-1)
+    for threads in (1, 2):
+        before = _core._prefetch_calls()
+        got = f(x, axis=-1, threads=threads)
+        # whole rows, each on one thread (with fewer rows than threads the blocks are shared instead)
+        if shape[0] >= threads:
+            assert _core._prefetch_calls() > before, "the rows did not prefetch"
+        np.testing.assert_array_equal(got, want)
+    _core._set_llc_bytes(1)
+    try:
+        np.testing.assert_array_equal(f(x, axis=-1, threads=1), want)
+    finally:
+        _core._set_llc_bytes(0)
+
+
+def test_prefetch_threshold():
+    """x and y together above the threshold prefetch; at it, or short rows, or columns, do not."""
+    x = np.ones((2, 20000), np.float32)
+    try:
+        _core._set_prefetch_above(x.nbytes * 2)  # x and y are exactly this size: not above it
+        before = _core._prefetch_calls()
+        fastsoftmax.softmax(x, axis=-1, threads=1)
+        assert _core._prefetch_calls() == before
+        _core._set_prefetch_above(x.nbytes * 2 - 1)
+        fastsoftmax.softmax(x, axis=-1, threads=1)
+        assert _core._prefetch_calls() == before + 1
+        fastsoftmax.softmax(np.ones((8, 1000), np.float32), axis=-1, threads=1)  # short rows
+        fastsoftmax.softmax(x.T.copy(), axis=0, threads=1)  # columns
+        assert _core._prefetch_calls() == before + 1
+        _core._set_prefetch_above(-1)
+        fastsoftmax.softmax(np.ones((64, 20000), np.float32), axis=-1, threads=1)
+        assert _core._prefetch_calls() == before + 1
+    finally:
+        _core._set_prefetch_above(0)
+    before = _core._prefetch_calls()
+    fastsoftmax.softmax(x, axis=-1, threads=1)  # the default: far below any last-level cache
+    assert _core._prefetch_calls() == before

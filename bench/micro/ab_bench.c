@@ -51,13 +51,13 @@ int main(int argc, char **argv)
             double t0 = now();
             k->max_rows_f32(x, rows, n, m, mn);
             double t1 = now();
-            k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc);
+            k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc, 0);
             double t2 = now();
             for (int64_t r = 0; r < rows; r++) chi[r] = 1.0 / acc[r].sum;
             double t3 = now();
             k->scale_rows_f32(y, rows, n, chi, clo, acc);
             double t4 = now();
-            k->expsum_exclmax_rows_f32(x, rows, n, m, mn, acc);
+            k->expsum_exclmax_rows_f32(x, rows, n, m, mn, acc, 0);
             double t5 = now();
             for (int64_t r = 0; r < rows; r++) chi[r] = log1p(acc[r].sum / acc[r].unit);
             double t6 = now();

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
                 if (ty == 0) k->max_rows_f32(x, rows, n, m, mn);
                 else k->widen_max_rows(h[ty - 1], NULL, rows, n, m, mn, ty == 2);
                 double t1 = now();
-                if (ty == 0) k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc);
+                if (ty == 0) k->expsum_store_rows_f32(x, y, rows, n, m, mn, acc, 0);
                 else k->expsum_store_half_rows(h[ty - 1], s, rows, n, m, mn, acc, ty == 2);
                 double t2 = now();
                 for (int64_t r = 0; r < rows; r++) chi[r] = 1.0 / acc[r].sum;

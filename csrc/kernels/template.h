@@ -585,7 +585,12 @@ FSM_TARGET static void KNAME(max_rows_f64)(const double *x, int64_t rows, int64_
 
 /* Per-row constants of the float32 softmax pass, computed VF_N rows at a time (the lane layout of
    f32_lane_consts): short rows then do not pay two exps and the reductions of a splat vector each. */
-typedef struct { float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N], e_min[VF_N]; double unit[VF_N]; } f32_row_group;
+typedef struct {
+    float c[VF_N], lo[VF_N], magic[VF_N], e_max[VF_N], e_min[VF_N];
+    double unit[VF_N];
+    int64_t ahead;  /* bytes from a row's x to what the caller reads next, prefetched by the exp pass; 0: none
+                       (set by the caller, not by f32_group_consts) */
+} f32_row_group;
 
 FSM_TARGET static inline void f32_group_consts(const float *m, const float *mn, int64_t rows, float bias,
                                                f32_row_group *g)
@@ -623,6 +628,16 @@ FSM_TARGET static inline vf load_src_part(const void *x, int64_t i, int64_t r, f
     return vf_load(t);
 }
 
+/* The exp passes' prefetch of the caller's next block (the `ahead` argument of the row kernels): pf is
+   x + ahead as bytes, or NULL for none; a step that reads `bytes` bytes from byte offset `off` of x
+   prefetches the same bytes of pf. Out of cache, the next block then arrives while this one computes
+   instead of stalling the next max pass (issue 15; bench/micro/ooc_prefetch.py). */
+#define PREFETCH_STEP(pf, off, bytes)                                                       \
+    do {                                                                                    \
+        if (pf)                                                                             \
+            for (int64_t b_ = 0; b_ < (int64_t)(bytes); b_ += 64) FSM_PREFETCH((pf) + (off) + b_, 0); \
+    } while (0)
+
 /* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s.
    src: x is float32, or a half row that is widened here (expsum_store_half_rows), so that the half
    paths' max pass does not have to store the row as float32 first. */
@@ -630,6 +645,8 @@ FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int6
                                                    const f32_row_group *g, int k, fsm_acc *a, const int shift,
                                                    const int clamp, const int src)
 {
+    const int64_t size = src == SRC_F32 ? 4 : 2;
+    const char *pf = g->ahead ? (const char *)x + g->ahead : NULL;
     const vf vc = vf_set1(g->c[k]), vlo = vf_set1(g->lo[k]), vmg = vf_set1(g->magic[k]), vm = vf_set1(m);
     vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0;
     vd d0 = vd_set1(0.0), d1 = d0;
@@ -643,6 +660,7 @@ FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int6
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
             vf x0 = load_src(x, i, src), x1 = load_src(x, i + VF_N, src);
+            PREFETCH_STEP(pf, i * size, 2 * VF_N * size);
             vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift, clamp);
             vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift, clamp);
             vf_store(y + i, e0);
@@ -689,9 +707,10 @@ FSM_TARGET static inline void expsum_store_one_f32(const void *x, float *y, int6
 
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0). */
 FSM_TARGET static void KNAME(expsum_store_rows_f32)(const float *x, float *y, int64_t rows, int64_t n,
-                                                    const float *m, const float *mn, fsm_acc *acc)
+                                                    const float *m, const float *mn, fsm_acc *acc, int64_t ahead)
 {
     f32_row_group g;
+    g.ahead = ahead > 0 ? ahead * (int64_t)sizeof(float) : 0;
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
         const int k = (int)(row % VF_N);
         if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
@@ -706,6 +725,7 @@ FSM_TARGET static void KNAME(expsum_store_half_rows)(const uint16_t *h, float *y
                                                      const float *m, const float *mn, fsm_acc *acc, int bf16)
 {
     f32_row_group g;
+    g.ahead = 0;
     for (int64_t row = 0; row < rows; row++, h += n, y += n) {
         const int k = (int)(row % VF_N);
         if (k == 0) f32_group_consts(m + row, mn + row, rows - row < VF_N ? rows - row : VF_N, F32_BIAS, &g);
@@ -763,7 +783,7 @@ FSM_TARGET static inline void exclmax_step_f32(vf x, vf vm, vf vc, vf vlo, vf vm
 
 /* One row of expsum_exclmax_rows_f32 (m finite); shift, clamp as in exp_f32_lanes_s. */
 FSM_TARGET static inline void exclmax_row_f32(const float *x, int64_t n, float m, fsm_acc *a, const int shift,
-                                              const int clamp)
+                                              const int clamp, const char *pf)
 {
     vf vc, vlo, vmg;
     f32_row_consts(m, F32_BIAS_LOG, &vc, &vlo, &vmg);
@@ -775,6 +795,7 @@ FSM_TARGET static inline void exclmax_row_f32(const float *x, int64_t n, float m
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
             vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
+            PREFETCH_STEP(pf, i * 4, 2 * VF_N * 4);
             exclmax_step_f32(x0, vm, vc, vlo, vmg, &d0, &d1, &res, shift, clamp);
             exclmax_step_f32(x1, vm, vc, vlo, vmg, &d0, &d1, &res, shift, clamp);
             n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
@@ -799,25 +820,27 @@ FSM_TARGET static inline void exclmax_row_f32(const float *x, int64_t n, float m
 
 /* The sums of the log ops (see the header); mn: the row minima (the clamp is skipped above it). */
 FSM_TARGET static void KNAME(expsum_exclmax_rows_f32)(const float *x, int64_t rows, int64_t n,
-                                                      const float *m, const float *mn, fsm_acc *acc)
+                                                      const float *m, const float *mn, fsm_acc *acc,
+                                                      int64_t ahead)
 {
     for (int64_t row = 0; row < rows; row++, x += n) {
         fsm_acc *a = &acc[row];
         acc_clear(a);
         if (!isfinite(m[row])) continue;
         const int clamp = !mn || !(mn[row] >= m[row] - F32_CLAMP);  /* -inf elements need it too */
+        const char *pf = ahead > 0 ? (const char *)(x + ahead) : NULL;
         if (fabsf(m[row]) > F32_SHIFT_ABOVE)
-            exclmax_row_f32(x, n, m[row], a, 1, 1);
+            exclmax_row_f32(x, n, m[row], a, 1, 1, pf);
         else if (clamp)
-            exclmax_row_f32(x, n, m[row], a, 0, 1);
+            exclmax_row_f32(x, n, m[row], a, 0, 1, pf);
         else
-            exclmax_row_f32(x, n, m[row], a, 0, 0);
+            exclmax_row_f32(x, n, m[row], a, 0, 0, pf);
     }
 }
 
 /* One row of expsum_store_rows_f64 (m finite); shift, careful as in exp_f64_store. */
 FSM_TARGET static inline void expsum_store_row_f64(const double *x, double *y, int64_t n, double m, fsm_acc *a,
-                                                   const int shift, const int careful)
+                                                   const int shift, const int careful, const char *pf)
 {
     vd vc, vlo, vmg;
     f64_lane_consts(vd_set1(m), careful ? F64_BIAS_CAREFUL : F64_BIAS, &vc, &vlo, &vmg);
@@ -826,6 +849,7 @@ FSM_TARGET static inline void expsum_store_row_f64(const double *x, double *y, i
     int64_t i = 0, n_max = 0;
     for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
         vd x0 = vd_load(x + i), x1 = vd_load(x + i + VD_N);
+        PREFETCH_STEP(pf, i * 8, 2 * VD_N * 8);
         vd e0 = exp_f64_store(x0, vc, vlo, vmg, shift, careful);
         vd e1 = exp_f64_store(x1, vc, vlo, vmg, shift, careful);
         vd_store(y + i, e0);
@@ -857,19 +881,20 @@ FSM_TARGET static inline void expsum_store_row_f64(const double *x, double *y, i
 /* e = exp(x - m) * unit stored in y and summed; rows whose max is not finite are skipped (acc = 0).
    mn: the rows' minima; a row whose min is within F64_FAST_RANGE of its max takes the fast path. */
 FSM_TARGET static void KNAME(expsum_store_rows_f64)(const double *x, double *y, int64_t rows, int64_t n,
-                                                    const double *m, const double *mn, fsm_acc *acc)
+                                                    const double *m, const double *mn, fsm_acc *acc, int64_t ahead)
 {
     for (int64_t row = 0; row < rows; row++, x += n, y += n) {
         fsm_acc *a = &acc[row];
         acc_clear(a);
         if (!isfinite(m[row])) continue;
         const int careful = !(mn && mn[row] >= m[row] - F64_FAST_RANGE);  /* -inf elements too */
+        const char *pf = ahead > 0 ? (const char *)(x + ahead) : NULL;
         if (fabs(m[row]) > F64_SHIFT_ABOVE)
-            expsum_store_row_f64(x, y, n, m[row], a, 1, 1);
+            expsum_store_row_f64(x, y, n, m[row], a, 1, 1, pf);
         else if (careful)
-            expsum_store_row_f64(x, y, n, m[row], a, 0, 1);
+            expsum_store_row_f64(x, y, n, m[row], a, 0, 1, pf);
         else
-            expsum_store_row_f64(x, y, n, m[row], a, 0, 0);
+            expsum_store_row_f64(x, y, n, m[row], a, 0, 0, pf);
     }
 }
 
@@ -887,7 +912,8 @@ FSM_TARGET static inline void exclmax_step_f64(vd xv, vd vm, vd vc, vd vlo, vd v
     *l = vd_add(*l, vd_zero_if_eq(vd_mul(e.u, e.scale), xv, vm));
 }
 
-FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n, double m, fsm_acc *a, const int shift)
+FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n, double m, fsm_acc *a, const int shift,
+                                                     const char *pf)
 {
     vd vc, vlo, vmg;
     f64_lane_consts(vd_set1(m), F64_BIAS_CAREFUL, &vc, &vlo, &vmg);
@@ -896,6 +922,7 @@ FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n,
     int64_t i = 0, n_max, n_ne = 0;
     for (; i + 2 * VD_N <= n; i += 2 * VD_N) {
         vd x0 = vd_load(x + i), x1 = vd_load(x + i + VD_N);
+        PREFETCH_STEP(pf, i * 8, 2 * VD_N * 8);
         exclmax_step_f64(x0, vm, vc, vlo, vmg, &s0, &c0, &l0, shift);
         exclmax_step_f64(x1, vm, vc, vlo, vmg, &s1, &c1, &l1, shift);
         n_ne += vd_count_ne(x0, vm) + vd_count_ne(x1, vm);  /* the masks' own compare (x is never NaN here) */
@@ -918,16 +945,18 @@ FSM_TARGET static inline void expsum_exclmax_row_f64(const double *x, int64_t n,
 }
 
 FSM_TARGET static void KNAME(expsum_exclmax_rows_f64)(const double *x, int64_t rows, int64_t n,
-                                                      const double *m, const double *mn, fsm_acc *acc)
+                                                      const double *m, const double *mn, fsm_acc *acc,
+                                                      int64_t ahead)
 {
     (void)mn;
     for (int64_t row = 0; row < rows; row++, x += n) {
         acc_clear(&acc[row]);
         if (!isfinite(m[row])) continue;
+        const char *pf = ahead > 0 ? (const char *)(x + ahead) : NULL;
         if (fabs(m[row]) > F64_SHIFT_ABOVE)
-            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 1);
+            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 1, pf);
         else
-            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 0);
+            expsum_exclmax_row_f64(x, n, m[row], &acc[row], 0, pf);
     }
 }
 
@@ -1007,6 +1036,7 @@ FSM_TARGET static void KNAME(softmax_rows_f32)(const float *x, float *y, int64_t
     double sum[VF_N], unit[VF_N];
     fsm_acc acc[VF_N];
     f32_row_group g;
+    g.ahead = 0;
     f32_lane_scale S;
     _Alignas(64) float scratch[FSM_SHORT_SCRATCH];
     const int64_t pitch = (n + VF_N - 1) / VF_N * VF_N;

@@ -42,6 +42,8 @@ cdef extern from "fastsoftmax.h" nogil:
     int fsm_bf16cvt_supported()
     void fsm_set_bf16cvt(int mode)
     int64_t fsm_stream_calls()
+    int64_t fsm_prefetch_calls()
+    void fsm_set_prefetch_above(int64_t nbytes)
     int fsm_isa_count()
     const char *fsm_isa_name(int i)
     int fsm_compute(fsm_op op, fsm_dtype dtype, const void *x, void *y,
@@ -199,6 +201,17 @@ def _bf16cvt():
 def _set_bf16cvt(mode):
     """Tests and benchmarks: mode -1 turns AVX512_BF16's conversion off, 0 restores the default."""
     fsm_set_bf16cvt(int(mode))
+
+
+def _set_prefetch_above(nbytes):
+    """Tests and benchmarks: long rows prefetch their next block when x and y together exceed nbytes
+    (> 0); nbytes < 0 never, 0 restores the default (the detected last-level cache)."""
+    fsm_set_prefetch_above(int(nbytes))
+
+
+def _prefetch_calls():
+    """How many calls on long rows prefetched each next block so far."""
+    return int(fsm_prefetch_calls())
 
 
 def _stream_calls():
