@@ -134,8 +134,6 @@ static inline void vd_transpose(vd r[1]) { (void)r; }
 static inline vf vf_load_f16(const uint16_t *p) { return fsm_f16_to_f32(*p); }
 static inline void vf_store_f16(uint16_t *p, vf a) { *p = fsm_f32_to_f16(a); }
 static inline vf vf_load_bf16(const uint16_t *p) { return fsm_bf16_to_f32(*p); }
-/* 2 * VF_N bfloat16 from p as float32, in the lane order of one vector load: *even gets p[0], p[2], ...,
-   *odd p[1], p[3], ... (for passes whose result does not depend on the order: the max pass) */
 static inline void vf_store_bf16(uint16_t *p, vf a) { *p = fsm_f32_to_bf16(a); }
 static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b) { p[0] = fsm_f32_to_bf16(a); p[1] = fsm_f32_to_bf16(b); }
 static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b) { vf_store_bf16x2(p, a, b); }
