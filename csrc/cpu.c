@@ -270,14 +270,20 @@ void fsm_set_prefetch_above(int64_t bytes) { prefetch_forced = bytes; }
  * Subnormal arithmetic. Intel cores take a microcode assist (~100+ cycles) on every float operation
  * with a subnormal operand or result; Zen 3 measured 3.3x slower on a tenth of the outputs subnormal;
  * Zen 4 computes them at full speed (../shared/proto: 0.42 against 0.39 ns/element). Rather than a
- * table of CPU models, measure once, with the instructions the answer is for (only the AVX-512 set has
- * the direct scale form): AVX-512 multiplies with subnormal results feeding FMAs with subnormal
- * operands, against the same loop on normal numbers, the fastest of 9 tries of each, the two loops
- * taking turns at going first. Free means within 1.25x. A wrong answer costs speed only: both scale
- * forms give the same bits. (A scalar/SSE loop, used before, was no guide on the 2-core Zen 4 VM: its
- * normal-number loop ran at two speeds from one process to the next, so its ratio read 1.0 or 2.05 and
- * 11 imports of 16 answered "not free", while this loop read 1.01-1.02 in every run and the direct
- * form measured 7-10 % faster than the integer form on uniform(-80, 80) rows.)
+ * table of CPU models, measure once, with the operations the answer is for: the direct scale form
+ * itself (template.h scale_direct_f32, only in the AVX-512 set), y = (e*hi + e*lo) * 2^-64 over a
+ * row of e with full mantissas and normal operands throughout, once with every y subnormal and once
+ * with every y normal, the fastest of 9 tries of each, the two taking turns at going first. Free
+ * means within 1.25x. A wrong answer costs speed only: both scale forms give the same bits.
+ * Why these operands and no others: on Zen 5 (family 26, the 2-core VM, 2026-12-03) a multiply of a
+ * normal number by a subnormal one (2^-140), with subnormal results, ran at full speed (1.00-1.08x,
+ * with or without the FMA in front), and so did an FMA with subnormal operands, which is what this
+ * probe timed before; but normal operands whose product is subnormal, as z * 2^-64 in the scale form,
+ * ran 2.4-2.6x slower than with normal results. The old probe said "free", and the direct form made
+ * the scale pass of uniform(-80, 80) rows 0.160 ns/element against 0.099 for the integer form
+ * (bench/micro/passes.sh). Timing the form's own operations on its own kind of operands answers for
+ * what it runs. (A scalar/SSE loop, used before either, was no guide on the 2-core Zen 4 VM: its
+ * normal-number loop ran at two speeds from one process to the next, so its ratio read 1.0 or 2.05.)
  */
 #if (defined(__unix__) || defined(__APPLE__)) && defined(FSM_X86) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -291,23 +297,24 @@ static double now_s(void)
 
 static volatile float subnormal_sink;
 
-__attribute__((target("avx512f"))) static double subnormal_loop(float scale)
+/* The direct scale form over 256 floats, 64 times, with its own multiplier 2^-64 and normal operands
+   throughout: every y subnormal when e_scale = 2^-70, every y normal when it is 1. */
+__attribute__((target("avx512f"))) static double subnormal_loop(float e_scale)
 {
-    volatile float vs = scale;
-    const __m512 s = _mm512_set1_ps(vs), big = _mm512_set1_ps(0x1p100f);
-    float a[256], b[256], out[16];
-    for (int i = 0; i < 256; i++) a[i] = 1.0f + (float)i / 256.0f;
-    __m512 acc = _mm512_setzero_ps();
+    volatile float vs = 0x1p-64f;
+    const __m512 s = _mm512_set1_ps(vs), hi = _mm512_set1_ps(0x1.6a09e6p-1f), lo = _mm512_set1_ps(0x1.3p-26f);
+    float e[256], y[256];
+    for (int i = 0; i < 256; i++) e[i] = e_scale * (1.0f + (float)(i * 149 % 256) / 256.0f + (float)i * 0x1p-22f);
     double t0 = now_s();
     for (int rep = 0; rep < 64; rep++) {
-        for (int i = 0; i < 256; i += 16)  /* subnormal results when s = 2^-140 */
-            _mm512_storeu_ps(b + i, _mm512_mul_ps(_mm512_loadu_ps(a + i), s));
-        for (int i = 0; i < 256; i += 16)  /* subnormal operands */
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(b + i), big, acc);
+        for (int i = 0; i < 256; i += 16) {
+            __m512 v = _mm512_loadu_ps(e + i);
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_fmadd_ps(v, hi, _mm512_mul_ps(v, lo)), s));
+        }
+        __asm__ volatile("" ::: "memory");  /* each repetition recomputes y */
     }
     double t = now_s() - t0;
-    _mm512_storeu_ps(out, acc);
-    subnormal_sink = out[0];
+    subnormal_sink = y[255];
     return t;
 }
 
@@ -318,11 +325,11 @@ static int measure_subnormals_free(void)
     for (int k = 0; k < 9; k++) {
         double a, b;
         if (k % 2) {
-            b = subnormal_loop(0x1p-100f);
-            a = subnormal_loop(0x1p-140f);
+            b = subnormal_loop(1.0f);
+            a = subnormal_loop(0x1p-70f);
         } else {
-            a = subnormal_loop(0x1p-140f);
-            b = subnormal_loop(0x1p-100f);
+            a = subnormal_loop(0x1p-70f);
+            b = subnormal_loop(1.0f);
         }
         sub = a < sub ? a : sub;
         norm = b < norm ? b : norm;

@@ -61,8 +61,9 @@
  * float operation: when the row's smallest e can give one, the scale pass computes z = y * 2^64
  * (normal), and for z < 2^-62 stores the integer round(z * 2^85), which is y's subnormal bit pattern
  * (within 1 unit of 2^-149 plus the relative error above); e with y < 2^-154 are zeroed first.
- * Where the CPU computes with subnormals at full speed (measured once by cpu.c; Zen 4 does, Intel and
- * Zen 3 do not), the AVX-512 set lets the multiply z * 2^-64 round instead: the same bits, fewer
+ * Where the CPU computes with subnormals at full speed (measured once by cpu.c; Zen 4 does, Intel,
+ * Zen 3 and Zen 5 do not: Zen 5 takes 2.4-2.6x as long on a product of normal operands that is
+ * subnormal), the AVX-512 set lets the multiply z * 2^-64 round instead: the same bits, fewer
  * operations (scale_direct_f32).
  * log_softmax and logsumexp need S' = sum_{x < m} exp(x - m) + (count of m - 1) to full relative
  * accuracy even when it is 1e-20. Each exp is softmax's rounded e (the same Horner steps) plus a
