@@ -58,6 +58,21 @@ def test_row_reaching_below_the_smallest_subnormal(isa):
     assert units[small].max() <= 2.0
 
 
+def test_long_row_block_far_below_the_max(isa):
+    # A long row's first block (16384 elements) lies 250 below the row's max: its factor is ~2^-360,
+    # so the careful form's threshold is beyond the float range (clamped to the largest float) and
+    # every output of the block is +0 (a threshold of +inf once made them inf * 0 = NaN).
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(20001) * 20).astype(np.float32)
+    x[16384:] += 250.0
+    careful, direct = _both(lambda: fastsoftmax.softmax(x))
+    assert careful.tobytes() == direct.tobytes()
+    assert not np.isnan(careful).any()
+    assert (careful[:16384] == 0).all() and np.signbit(careful[:16384]).sum() == 0
+    ref = np.exp(x.astype(np.float64) - np.log(np.sum(np.exp(x.astype(np.float64) - x.max()))) - x.max())
+    assert np.abs(careful[16384:] - ref[16384:]).max() <= 2 * np.spacing(np.float32(ref[16384:].max()))
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_columns_same_bits(isa, threads):
     x = _wide((40, 3, 64), 2)

@@ -147,7 +147,6 @@ FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
 FSM_TARGET static inline vf vf_pow2_bits(vf t) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)); }
 FSM_TARGET static inline void vf_store_part(float *p, vf a, int64_t r) { _mm256_maskstore_ps(p, lanes8_below(r), a); }
 FSM_TARGET static inline vf vf_keep_first(vf a, int64_t r) { return _mm256_and_ps(_mm256_castsi256_ps(lanes8_below(r)), a); }
-FSM_TARGET static inline vf vf_keep_if_ge(vf v, vf a, vf thr) { return _mm256_and_ps(_mm256_cmp_ps(a, thr, _CMP_GE_OQ), v); }
 FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm256_andnot_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), v); }
 FSM_TARGET static inline vf vf_one_if_eq(vf a, vf b) { return _mm256_and_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), _mm256_set1_ps(1.0f)); }
 FSM_TARGET static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ)); }

@@ -113,7 +113,6 @@ static inline vf vf_pow2_bits(vf t)
 }
 static inline void vf_store_part(float *p, vf a, int64_t r) { if (r > 0) *p = a; }
 static inline vf vf_keep_first(vf a, int64_t r) { return r > 0 ? a : 0.0f; }
-static inline vf vf_keep_if_ge(vf v, vf a, vf thr) { return a >= thr ? v : 0.0f; }
 static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return a != b ? v : 0.0f; }
 static inline vf vf_one_if_eq(vf a, vf b) { return a == b ? 1.0f : 0.0f; }
 static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return a == b ? x : y; }

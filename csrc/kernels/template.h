@@ -297,7 +297,10 @@ FSM_TARGET static inline f32_scale f32_scale_vals(double D, double e_min, double
     /* written so that a NaN D (a row whose result is NaN) takes the plain loop */
     sc.careful = sc.hi < 0x1p-126f || e_min * (double)sc.hi < 0x1p-125 ||
                  (sc.lo != 0.0f && (lo_abs < 0x1p-126 || e_min * lo_abs < 0x1p-125));
-    sc.thr = sc.careful ? (float)(0x1p-90 / D64) : 0.0f;  /* e below: y < 2^-154, which rounds to +0 */
+    /* e below: y < 2^-154, which rounds to +0; finite (scale_careful_f32 raises e to it), so the largest float
+       where 2^-90 / D64 is larger (D64 below 2^-218, or 0 in a block far below the row's max): hi64
+       and lo64 are then 0, and so is the product */
+    sc.thr = sc.careful ? (float)fmin(0x1p-90 / D64, 0x1.fffffep127) : 0.0f;
     return sc;
 }
 
@@ -336,8 +339,9 @@ FSM_TARGET static inline void f32_lane_scale_vals(const double *sum, const doubl
 
 /*
  * y = e * D without a subnormal operand or result: z = e*(hi64 + lo64) = y * 2^64 is normal (e below
- * thr are zeroed: their y rounds to 0), then y = z * 2^-64 where that is normal, else the subnormal
- * y's bits, round(z * 2^85) (= y / 2^-149), built as an integer.
+ * thr are raised to thr: z is then below 2^-90 (thr's rounding moves it by 2^-24), so their y is
+ * round(z * 2^85) = +0 as it would be for e itself), then y = z * 2^-64 where that is normal, else the
+ * subnormal y's bits, round(z * 2^85) (= y / 2^-149), built as an integer.
  */
 FSM_TARGET static inline vf scale_fast_f32(vf e, vf hi, vf lo, vf e_max, vf y_max)
 {
@@ -366,7 +370,7 @@ FSM_TARGET static inline vf scale_careful_f32(vf e, vf hi64, vf lo64, vf thr, vf
 {
     const vf e_in = e;
     const vf zmin = vf_set1(0x1p-62f);
-    e = vf_keep_if_ge(e, e, thr);
+    e = vf_max(e, thr);  /* e below thr give y < 2^-154, +0 either way; this keeps e * lo64 normal */
     vf z = vf_fma(e, hi64, vf_mul(e, lo64));
     vf normal = vf_mul(vf_max(zmin, z), vf_set1(0x1p-64f));  /* a NaN z (NaN row) stays NaN */
     vf subnormal = vf_rint_bits(vf_mul(vf_min(z, zmin), vf_set1(0x1p85f)));
