@@ -652,8 +652,8 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
  * Per row of a with weights b (both rows x n, C-contiguous), as _fallback._lse_parts defines them:
  * M = the max of a over the elements whose weight is not zero, k = the sum of the weights of the
  * elements equal to M, rest = the sum of b * exp(a - M) over the others. The row is cut into the
- * fixed blocks of FSM_BLOCK elements (short rows: batches of whole rows), each done in a per-thread
- * scratch s that stays in cache:
+ * fixed blocks of FSM_BLOCK elements (short rows: batches of whole rows, FSM_WBATCH_BYTES of a at
+ * most), each done in a per-thread scratch s that stays in cache:
  *   the softmax op's max pass and exp pass (template.h) on a: m_b and s = exp(a - m_b) * unit
  *   one pass over (a, b, s): k_b = sum b where a == m_b, rest_b = sum b * s / unit elsewhere, each
  *   product in double (exact for float32) summed in 8 lanes whose partials of 64 elements go into
@@ -736,10 +736,77 @@ FSM_WSUM_AVX2 static int64_t KF(wchunk_avx2)(const T *a, const T *b, const T *e,
 }
 #endif
 
+#ifdef FSM_WSUM_AVX512
+FSM_WSUM_AVX512 static inline __m512d KF(load8)(const T *x)
+{
+    if (sizeof(T) == 4) return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)(const void *)x));
+    return _mm512_loadu_pd((const double *)(const void *)x);
+}
+
+/* One group of 8 elements into p (lane l: element l) and kk, as a group of wchunk_avx2. */
+FSM_WSUM_AVX512 static inline void KF(wgroup_avx512)(const T *a, const T *b, const T *e, __m512d vm, __m512d *p,
+                                                     __m512d *kk)
+{
+    const __m512d bv = KF(load8)(b), w = _mm512_mul_pd(bv, KF(load8)(e));
+    const __mmask8 top = _mm512_cmp_pd_mask(KF(load8)(a), vm, _CMP_EQ_OQ);
+    *p = _mm512_add_pd(*p, _mm512_mask_mov_pd(w, top, _mm512_setzero_pd()));  /* +0 where top, as andnot */
+    *kk = _mm512_add_pd(*kk, _mm512_maskz_mov_pd(top, bv));                   /* +0 elsewhere, as and */
+}
+
+/*
+ * wsum with its 8 lanes as one AVX-512 vector: the partials of each 64-element chunk, the padded last
+ * group, and the TwoSum of the partials into (s, c) are the same operations lane by lane as the scalar
+ * loops and wchunk_sse2/avx2, so the same bits; the chunk's partials and the TwoSum stay in registers
+ * (the other forms pass them through memory and do the TwoSum in scalar code, 6 operations per lane
+ * per chunk).
+ */
+FSM_WSUM_AVX512 static void KF(wsum_avx512)(const T *a, const T *b, const T *e, int64_t n, T m, W unit, KF(wpart) *o)
+{
+    const __m512d vm = _mm512_set1_pd((double)m);
+    __m512d s = _mm512_setzero_pd(), c = s, kk = s;
+    for (int64_t i = 0; i < n; i += 64) {
+        const int64_t len = n - i < 64 ? n - i : 64;
+        __m512d p = _mm512_setzero_pd();
+        int64_t j = 0;
+        for (; j + 8 <= len; j += 8) KF(wgroup_avx512)(a + i + j, b + i + j, e + i + j, vm, &p, &kk);
+        if (j < len) {  /* padded as in wsum */
+            T ta[8], tb[8] = {0}, te[8] = {0};
+            for (int l = 0; l < 8; l++) ta[l] = (T)NAN;
+            memcpy(ta, a + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(tb, b + i + j, (size_t)(len - j) * sizeof(T));
+            memcpy(te, e + i + j, (size_t)(len - j) * sizeof(T));
+            KF(wgroup_avx512)(ta, tb, te, vm, &p, &kk);
+        }
+        const __m512d t = _mm512_add_pd(s, p), bp = _mm512_sub_pd(t, s);
+        c = _mm512_add_pd(c, _mm512_add_pd(_mm512_sub_pd(s, _mm512_sub_pd(t, bp)), _mm512_sub_pd(p, bp)));
+        s = t;
+    }
+    double sv[8], cv[8], kv[8];
+    _mm512_storeu_pd(sv, s);
+    _mm512_storeu_pd(cv, c);
+    _mm512_storeu_pd(kv, kk);
+    W rs = 0, rc = 0, k = 0;
+    for (int l = 0; l < 8; l++) {
+        rs += (W)sv[l];
+        rc += (W)cv[l];
+        k += (W)kv[l];
+    }
+    o->k = (double)k;
+    o->rest = (double)((rs + rc) / unit);
+}
+#endif
+
 /* k and rest of one block (or short row) whose exps are in e; m finite. Element i of a 64-element
    chunk goes to lane i % 8 (the vector groups, the padded last group and the plain C loop alike). */
-static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit, int avx2, KF(wpart) *o)
+static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit, int lanes, KF(wpart) *o)
 {
+#ifdef FSM_WSUM_AVX512
+    if (lanes >= 8) {
+        KF(wsum_avx512)(a, b, e, n, m, unit, o);
+        return;
+    }
+#endif
+    const int avx2 = lanes >= 4;
     double s[8] = {0}, c[8] = {0}, kk[8] = {0}, p[8];
     const double mm = (double)m;
     for (int64_t i = 0; i < n; i += 64) {
@@ -788,19 +855,19 @@ FSM_WSMALL static void KF(wparts_rows)(const fsm_kernels *k, const T *a, const T
     const fsm_op_passes *p = &fsm_ops[FSM_SOFTMAX];
     T m[FSM_BATCH], mn[FSM_BATCH];
     fsm_acc acc[FSM_BATCH];
-    const int avx2 = k->lanes_f64 >= 4;
+    const int lanes = k->lanes_f64;  /* wsum's form: AVX-512, AVX2, SSE2 (the same bits) */
     KF(pass1_rows)(k, p, a, s, rows, n, m, mn, acc, 0);
     for (int64_t r = 0; r < rows; r++) {
         const T *ar = a + r * n, *br = b + r * n;
         T *sr = s + r * n;
         out[r].m = (double)m[r];
         out[r].k = out[r].rest = 0.0;
-        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), avx2, &out[r]);
+        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), lanes, &out[r]);
         if (isfinite(m[r]) && out[r].k != 0.0) continue;
         for (int64_t i = 0; i < n; i++) sr[i] = br[i] != (T)0 ? ar[i] : (T)-INFINITY;  /* the weighted max */
         KF(pass1_rows)(k, p, sr, sr, 1, n, &m[r], &mn[r], &acc[r], 0);
         out[r].m = (double)m[r];
-        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), avx2, &out[r]);
+        if (isfinite(m[r])) KF(wsum)(ar, br, sr, n, m[r], KF(block_unit)(&acc[r]), lanes, &out[r]);
     }
 }
 
@@ -870,7 +937,7 @@ FSM_WSMALL static int64_t KF(lse_weighted)(const fsm_kernels *k, const T *a, con
     c.rows = rows;
     c.n = n;
     c.nb = n <= FSM_BLOCK ? 1 : (n + FSM_BLOCK - 1) / FSM_BLOCK;
-    c.batch = n <= FSM_BLOCK ? FSM_BATCH_ELEMS / n : 1;
+    c.batch = n <= FSM_BLOCK ? FSM_WBATCH_BYTES / (int64_t)sizeof(T) / n : 1;
     c.batch = c.batch < 1 ? 1 : c.batch > FSM_BATCH ? FSM_BATCH : c.batch;
     c.parts = (KF(wpart) *)malloc((size_t)(rows * c.nb) * sizeof(KF(wpart)));
     if (!c.parts) return -1;

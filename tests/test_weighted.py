@@ -184,6 +184,36 @@ def test_threads_same_bits(isa, dtype):
             np.testing.assert_array_equal(got[1], ref[1], err_msg=f"{shape} threads={t}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_bits_on_every_isa(dtype):
+    """The pass over (a, b, exps) has a form per ISA (plain C or SSE2 for the portable kernels, AVX2,
+    AVX-512: rows_dtype.h, wsum) that sums the same 8 lanes in the same order, and the exps and the
+    max are the same on every ISA, so the results are the same bits: lengths around the 8-element
+    groups and the 64-element chunks (the padded last group), a long row's blocks, both signs, zero
+    weights, a max of weight 0, ties at the max."""
+    rng = np.random.default_rng(17)
+    cases = []
+    for n in (1, 7, 8, 9, 63, 64, 65, 127, 1000, 16385):
+        a = (rng.standard_normal((3, n)) * 4).astype(dtype)
+        b = (rng.standard_normal((3, n)) * 2).astype(dtype)
+        b[1, ::5] = 0
+        a[2, : n // 2 + 1] = a[2].max()  # ties at the max
+        b[0, np.argmax(a[0])] = 0  # the max's weight 0: the second pass over the weighted elements
+        cases.append((a, b))
+    results = {}
+    for isa in fastsoftmax.available_isas():
+        fastsoftmax.set_isa(isa)
+        try:
+            results[isa] = [tuple(np.asarray(r).tobytes() for r in fastsoftmax.logsumexp(a, axis=-1, b=b, return_sign=True))
+                            for a, b in cases]
+        finally:
+            fastsoftmax.set_isa("auto")
+    first = next(iter(results.values()))
+    for isa, got in results.items():
+        for (a, _), g, f in zip(cases, got, first):
+            assert g == f, f"{isa}: a row of {a.shape[1]} differs from {next(iter(results))}"
+
+
 def test_regular_rows_stay_on_the_kernel(monkeypatch):
     """Only the rows the kernel cannot finish reach the fallback, and only those rows."""
     calls = []
