@@ -736,6 +736,19 @@ FSM_WSUM_AVX2 static int64_t KF(wchunk_avx2)(const T *a, const T *b, const T *e,
 }
 #endif
 
+/* wsum's result from its 8 lanes: the TwoSum pairs (s, c) and the weights at the max kk, added in lane order in W. */
+static void KF(wsum_finish)(const double *s, const double *c, const double *kk, W unit, KF(wpart) *o)
+{
+    W rs = 0, rc = 0, k = 0;
+    for (int l = 0; l < 8; l++) {
+        rs += (W)s[l];
+        rc += (W)c[l];
+        k += (W)kk[l];
+    }
+    o->k = (double)k;
+    o->rest = (double)((rs + rc) / unit);
+}
+
 #ifdef FSM_WSUM_AVX512
 FSM_WSUM_AVX512 static inline __m512d KF(load8)(const T *x)
 {
@@ -785,14 +798,7 @@ FSM_WSUM_AVX512 static void KF(wsum_avx512)(const T *a, const T *b, const T *e, 
     _mm512_storeu_pd(sv, s);
     _mm512_storeu_pd(cv, c);
     _mm512_storeu_pd(kv, kk);
-    W rs = 0, rc = 0, k = 0;
-    for (int l = 0; l < 8; l++) {
-        rs += (W)sv[l];
-        rc += (W)cv[l];
-        k += (W)kv[l];
-    }
-    o->k = (double)k;
-    o->rest = (double)((rs + rc) / unit);
+    KF(wsum_finish)(sv, cv, kv, unit, o);
 }
 #endif
 
@@ -838,14 +844,7 @@ static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit,
             s[l] = t;
         }
     }
-    W rs = 0, rc = 0, k = 0;
-    for (int l = 0; l < 8; l++) {
-        rs += (W)s[l];
-        rc += (W)c[l];
-        k += (W)kk[l];
-    }
-    o->k = (double)k;
-    o->rest = (double)((rs + rc) / unit);
+    KF(wsum_finish)(s, c, kk, unit, o);
 }
 
 /* m, k and rest of `rows` rows of n elements (rows * n <= FSM_BLOCK), s a scratch of rows * n elements. */
