@@ -813,6 +813,7 @@ static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit,
     }
 #endif
     const int avx2 = lanes >= 4;
+    (void)avx2;  /* unused by the plain C loop */
     double s[8] = {0}, c[8] = {0}, kk[8] = {0}, p[8];
     const double mm = (double)m;
     for (int64_t i = 0; i < n; i += 64) {
