@@ -736,6 +736,18 @@ FSM_WSUM_AVX2 static int64_t KF(wchunk_avx2)(const T *a, const T *b, const T *e,
 }
 #endif
 
+/* The last r < 8 elements of a chunk as a whole group: padded with weight 0, exp 0 and a NaN (never m). */
+static inline void KF(wpad)(const T *a, const T *b, const T *e, int64_t r, T ta[8], T tb[8], T te[8])
+{
+    for (int l = 0; l < 8; l++) {
+        ta[l] = (T)NAN;
+        tb[l] = te[l] = (T)0;
+    }
+    memcpy(ta, a, (size_t)r * sizeof(T));
+    memcpy(tb, b, (size_t)r * sizeof(T));
+    memcpy(te, e, (size_t)r * sizeof(T));
+}
+
 /* wsum's result from its 8 lanes: the TwoSum pairs (s, c) and the weights at the max kk, added in lane order in W. */
 static void KF(wsum_finish)(const double *s, const double *c, const double *kk, W unit, KF(wpart) *o)
 {
@@ -783,11 +795,8 @@ FSM_WSUM_AVX512 static void KF(wsum_avx512)(const T *a, const T *b, const T *e, 
         int64_t j = 0;
         for (; j + 8 <= len; j += 8) KF(wgroup_avx512)(a + i + j, b + i + j, e + i + j, vm, &p, &kk);
         if (j < len) {  /* padded as in wsum */
-            T ta[8], tb[8] = {0}, te[8] = {0};
-            for (int l = 0; l < 8; l++) ta[l] = (T)NAN;
-            memcpy(ta, a + i + j, (size_t)(len - j) * sizeof(T));
-            memcpy(tb, b + i + j, (size_t)(len - j) * sizeof(T));
-            memcpy(te, e + i + j, (size_t)(len - j) * sizeof(T));
+            T ta[8], tb[8], te[8];
+            KF(wpad)(a + i + j, b + i + j, e + i + j, len - j, ta, tb, te);
             KF(wgroup_avx512)(ta, tb, te, vm, &p, &kk);
         }
         const __m512d t = _mm512_add_pd(s, p), bp = _mm512_sub_pd(t, s);
@@ -822,12 +831,9 @@ static void KF(wsum)(const T *a, const T *b, const T *e, int64_t n, T m, W unit,
 #ifdef FSM_WSUM_SSE2
         const int64_t j = avx2 ? KF(wchunk_avx2)(a + i, b + i, e + i, len, mm, p, kk)
                                : KF(wchunk_sse2)(a + i, b + i, e + i, len, mm, p, kk);
-        if (j < len) {  /* the last len - j < 8 elements, padded with weight 0, exp 0 and a NaN (never m) */
-            T ta[8], tb[8] = {0}, te[8] = {0};
-            for (int l = 0; l < 8; l++) ta[l] = (T)NAN;
-            memcpy(ta, a + i + j, (size_t)(len - j) * sizeof(T));
-            memcpy(tb, b + i + j, (size_t)(len - j) * sizeof(T));
-            memcpy(te, e + i + j, (size_t)(len - j) * sizeof(T));
+        if (j < len) {  /* the last len - j < 8 elements, padded */
+            T ta[8], tb[8], te[8];
+            KF(wpad)(a + i + j, b + i + j, e + i + j, len - j, ta, tb, te);
             if (avx2) KF(wchunk_avx2)(ta, tb, te, 8, mm, p, kk);
             else KF(wchunk_sse2)(ta, tb, te, 8, mm, p, kk);
         }
