@@ -195,13 +195,26 @@ FSM_TARGET static inline vf vf_load_bf16(const uint16_t *p)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-/* finite = 1: the caller knows a has no NaN, and the NaN test is left out */
-FSM_TARGET static inline void vf_store_bf16_f(uint16_t *p, vf a, const int finite)
+FSM_TARGET static inline void vf_load_bf16x2(const uint16_t *p, vf *a, vf *b)
 {
-    __m512i x = _mm512_castps_si512(a);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    if (!finite) r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
+    *a = vf_load_bf16(p);
+    *b = vf_load_bf16(p + VF_N);
+}
+/* normal = 1: every lane of a is +0 or normal with |a| < 2^111 (the caller knows): rounded in two
+   float operations instead of the integer form's five and the NaN test (the argument at avx2.c's
+   bf16_bits_normal) */
+FSM_TARGET static inline void vf_store_bf16_f(uint16_t *p, vf a, const int normal)
+{
+    __m512i r;
+    if (normal) {
+        vf q = _mm512_mul_ps(a, _mm512_set1_ps(65535.0f));
+        r = _mm512_castps_si512(_mm512_fmsub_ps(a, _mm512_set1_ps(65536.0f), q));
+    } else {
+        __m512i x = _mm512_castps_si512(a);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+        r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+        r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), x, _mm512_set1_epi32(0x400000));
+    }
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
 }
 FSM_TARGET static inline void vf_store_bf16(uint16_t *p, vf a) { vf_store_bf16_f(p, a, 0); }
@@ -211,7 +224,7 @@ FSM_TARGET static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b)
     vf_store_bf16_f(p, a, 0);
     vf_store_bf16_f(p + VF_N, b, 0);
 }
-FSM_TARGET static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b)
+FSM_TARGET static inline void vf_store_bf16x2_normal(uint16_t *p, vf a, vf b)
 {
     vf_store_bf16_f(p, a, 1);
     vf_store_bf16_f(p + VF_N, b, 1);

@@ -134,8 +134,9 @@ static inline vf vf_load_f16(const uint16_t *p) { return fsm_f16_to_f32(*p); }
 static inline void vf_store_f16(uint16_t *p, vf a) { *p = fsm_f32_to_f16(a); }
 static inline vf vf_load_bf16(const uint16_t *p) { return fsm_bf16_to_f32(*p); }
 static inline void vf_store_bf16(uint16_t *p, vf a) { *p = fsm_f32_to_bf16(a); }
+static inline void vf_load_bf16x2(const uint16_t *p, vf *a, vf *b) { *a = fsm_bf16_to_f32(p[0]); *b = fsm_bf16_to_f32(p[1]); }
 static inline void vf_store_bf16x2(uint16_t *p, vf a, vf b) { p[0] = fsm_f32_to_bf16(a); p[1] = fsm_f32_to_bf16(b); }
-static inline void vf_store_bf16x2_finite(uint16_t *p, vf a, vf b) { vf_store_bf16x2(p, a, b); }
+static inline void vf_store_bf16x2_normal(uint16_t *p, vf a, vf b) { vf_store_bf16x2(p, a, b); }
 
 /* The bits of half values as 16-bit integers, one a lane (template.h, max_half_bits). */
 #define FSM_TARGET_H

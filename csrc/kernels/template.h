@@ -622,6 +622,18 @@ FSM_TARGET static inline vf load_src(const void *x, int64_t i, const int src)
     return load_half((const uint16_t *)x + i, src == SRC_BF16);
 }
 
+/* 2 VF_N elements of x from i, as two vectors (for bfloat16, vf_load_bf16x2: one load widened by
+   the vocabulary's cheapest form) */
+FSM_TARGET static inline void load_src2(const void *x, int64_t i, vf *a, vf *b, const int src)
+{
+    if (src == SRC_BF16) {
+        vf_load_bf16x2((const uint16_t *)x + i, a, b);
+    } else {
+        *a = load_src(x, i, src);
+        *b = load_src(x, i + VF_N, src);
+    }
+}
+
 /* The first r < VF_N of them, the other lanes set to fill. */
 FSM_TARGET static inline vf load_src_part(const void *x, int64_t i, int64_t r, float fill, const int src)
 {
@@ -646,9 +658,16 @@ FSM_TARGET static inline vf load_src_part(const void *x, int64_t i, int64_t r, f
 /* One row of expsum_store_rows_f32 (m finite, constants in lane k of g); shift, clamp as in exp_f32_lanes_s.
    src: x is float32, or a half row that is widened here (expsum_store_half_rows), so that the half
    paths' max pass does not have to store the row as float32 first. */
-FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int64_t n, float m,
-                                                   const f32_row_group *g, int k, fsm_acc *a, const int shift,
-                                                   const int clamp, const int src)
+#if defined(__GNUC__) || defined(__clang__)
+#define FSM_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define FSM_ALWAYS_INLINE __forceinline
+#else
+#define FSM_ALWAYS_INLINE inline
+#endif
+FSM_TARGET static FSM_ALWAYS_INLINE void expsum_store_row_f32_body(const void *x, float *y, int64_t n, float m,
+                                                                const f32_row_group *g, int k, fsm_acc *a,
+                                                                const int shift, const int clamp, const int src)
 {
     const int64_t size = src == SRC_F32 ? 4 : 2;
     const char *pf = g->ahead ? (const char *)x + g->ahead : NULL;
@@ -664,7 +683,8 @@ FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int6
         }
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
-            vf x0 = load_src(x, i, src), x1 = load_src(x, i + VF_N, src);
+            vf x0, x1;
+            load_src2(x, i, &x0, &x1, src);
             PREFETCH_STEP(pf, i * size, 2 * VF_N * size);
             vf e0 = exp_f32_lanes_s(x0, vc, vlo, vmg, shift, clamp);
             vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift, clamp);
@@ -695,6 +715,15 @@ FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int6
     /* ... and their outputs are unit / sum, formed in double and rounded to float (the scale pass
        matches them by e_max) */
     a->e_min = (double)g->e_min[k] * (1.0 - 0x1p-20);  /* the exp of the min, less any non-monotonic ulp */
+}
+
+/* The same as a function GCC inlines where it chooses (the float32 paths' constant forms) or keeps
+   out of line with its form flags tested at run time (the half paths); the body is forced inline
+   only where a form is worth its own copy (expsum_store_half_rows). */
+FSM_TARGET static inline void expsum_store_row_f32(const void *x, float *y, int64_t n, float m, const f32_row_group *g,
+                                                   int k, fsm_acc *a, const int shift, const int clamp, const int src)
+{
+    expsum_store_row_f32_body(x, y, n, m, g, k, a, shift, clamp, src);
 }
 
 /* expsum_store_row_f32 of a row with finite max m and min mn, in the form its constants allow. */
@@ -740,7 +769,11 @@ FSM_TARGET static void KNAME(expsum_store_half_rows)(const uint16_t *h, float *y
         const int shift = fabsf(m[row]) > F32_SHIFT_ABOVE || !(mn[row] - g.c[k] >= g.lo[k]);
         if (shift && bf16) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 1, 1, SRC_BF16);
         else if (shift) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 1, 1, SRC_F16);
+#if FSM_BF16_ROW_OWN_COPY
+        else if (bf16) expsum_store_row_f32_body(h, y, n, m[row], &g, k, &acc[row], 0, 0, SRC_BF16);
+#else
         else if (bf16) expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 0, 0, SRC_BF16);
+#endif
         else expsum_store_row_f32(h, y, n, m[row], &g, k, &acc[row], 0, 0, SRC_F16);
     }
 }
@@ -1731,10 +1764,10 @@ FSM_TARGET static void KNAME(scale_narrow_rows)(float *e, uint16_t *h, int64_t r
         int64_t i = 0;
         if (bf16) {
             i = BF16CVT_PAIRS(e, h, n, &sc);
-            if (isfinite(sc.hi)) {  /* finite exps times a finite factor: no NaN to keep */
+            if (isfinite(sc.hi)) {  /* finite exps times a finite factor, not careful: every output normal or 0, <= 1 */
                 for (; i + 2 * VF_N <= n; i += 2 * VF_N) {
                     vf a = vf_load(e + i), b = vf_load(e + i + VF_N);
-                    vf_store_bf16x2_finite(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax),
+                    vf_store_bf16x2_normal(h + i, scale_fast_f32(a, vhi, vlo, vmax, vymax),
                                            scale_fast_f32(b, vhi, vlo, vmax, vymax));
                 }
             }
