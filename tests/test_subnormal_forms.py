@@ -58,6 +58,27 @@ def test_row_reaching_below_the_smallest_subnormal(isa):
     assert units[small].max() <= 2.0
 
 
+@pytest.mark.parametrize("n", [2, 64])
+def test_outputs_around_the_smallest_normal(isa, n):
+    # Outputs within a few units of 2^-149 of 2^-126, on both sides: there the integer form's sum
+    # z + 2^-62 reaches 2^-61 and must give the bits of 2^-126 itself. Rows [x, w, -inf ...]: the
+    # output of x is e^(x - w) / (1 + e^(x - w)), and w steps by 2^-26 through [0, 2^-14), which
+    # moves it by 2^-26 of itself through [2^-126 (1 - 2^-15), 2^-126 (1 + 2^-15)]. n = 2 takes the
+    # short rows' lane kernels, n = 64 the row kernels.
+    tiny = float(np.finfo(np.float32).tiny)
+    w = np.arange(4096, dtype=np.float32) * np.float32(2.0 ** -26)
+    rows = np.full((w.size, n), -np.inf, np.float32)
+    rows[:, 0] = np.float32(np.log(tiny) + 2.0 ** -15)
+    rows[:, 1] = w
+    careful, direct = _both(lambda: fastsoftmax.softmax(rows, axis=-1))
+    assert careful.tobytes() == direct.tobytes()
+    y = careful[:, 0]
+    assert (y < np.float32(tiny)).any() and (y == np.float32(tiny)).any() and (y > np.float32(tiny)).any()
+    x64, w64 = rows[:, 0].astype(np.float64), w.astype(np.float64)
+    ref = np.exp(x64 - w64) / (1.0 + np.exp(x64 - w64))
+    assert (np.abs(y - ref) / 2.0 ** -149).max() <= 2.0
+
+
 def test_long_row_block_far_below_the_max(isa):
     # A long row's first block (16384 elements) lies 250 below the row's max: its factor is ~2^-360,
     # so the careful form's threshold is beyond the float range (clamped to the largest float) and

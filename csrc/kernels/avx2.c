@@ -151,8 +151,12 @@ FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm256_andn
 FSM_TARGET static inline vf vf_one_if_eq(vf a, vf b) { return _mm256_and_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), _mm256_set1_ps(1.0f)); }
 FSM_TARGET static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, thr, _CMP_LT_OQ)); }
-/* the bits of round(z) as an integer (the MXCSR rounding mode: nearest unless the caller changed it) */
-FSM_TARGET static inline vf vf_rint_bits(vf z) { return _mm256_castsi256_ps(_mm256_cvtps_epi32(z)); }
+/* bits(z + b) - bits(b) as integers: for 0 <= z < b, b a power of two, round(z / ulp(b)) (the sum
+   rounded in the MXCSR mode: nearest unless the caller changed it) */
+FSM_TARGET static inline vf vf_bits_above(vf z, vf b)
+{
+    return _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(z, b)), _mm256_castps_si256(b)));
+}
 /* lo += the low 4 floats of a, hi += the high 4, in double */
 FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)
 {

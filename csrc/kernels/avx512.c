@@ -130,10 +130,12 @@ FSM_TARGET static inline vf vf_one_if_eq(vf a, vf b)
 }
 FSM_TARGET static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x); }
 FSM_TARGET static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, thr, _CMP_LT_OQ), y, x); }
-/* the bits of round-to-nearest(z) as an integer, whatever the caller's rounding mode */
-FSM_TARGET static inline vf vf_rint_bits(vf z)
+/* bits(z + b) - bits(b) as integers: for 0 <= z < b, b a power of two, round-to-nearest(z / ulp(b)),
+   whatever the caller's rounding mode */
+FSM_TARGET static inline vf vf_bits_above(vf z, vf b)
 {
-    return _mm512_castsi512_ps(_mm512_cvt_roundps_epi32(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512i t = _mm512_castps_si512(_mm512_add_round_ps(z, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return _mm512_castsi512_ps(_mm512_sub_epi32(t, _mm512_castps_si512(b)));
 }
 /* lo += the low 8 floats of a, hi += the high 8, in double */
 FSM_TARGET static inline void vf_widen_add(vd *lo, vd *hi, vf a)

@@ -117,12 +117,16 @@ static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return a != b ? v : 0.0f; }
 static inline vf vf_one_if_eq(vf a, vf b) { return a == b ? 1.0f : 0.0f; }
 static inline vf vf_select_eq(vf a, vf b, vf x, vf y) { return a == b ? x : y; }
 static inline vf vf_select_lt(vf a, vf thr, vf x, vf y) { return a < thr ? x : y; }
-static inline vf vf_rint_bits(vf z)
+static inline vf vf_bits_above(vf z, vf b)
 {
-    int32_t i = (int32_t)lrintf(z);
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
+    volatile float t = z + b;  /* rounded to float here, whatever the compiler's excess precision */
+    float s = t;
+    uint32_t u, v;
+    memcpy(&u, &s, sizeof u);
+    memcpy(&v, &b, sizeof v);
+    u -= v;
+    memcpy(&s, &u, sizeof s);
+    return s;
 }
 static inline void vf_widen_add(vd *lo, vd *hi, vf a) { (void)hi; *lo += (double)a; }
 /* one lane: a 1 x 1 transpose (the tile kernels) */

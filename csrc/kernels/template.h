@@ -341,7 +341,10 @@ FSM_TARGET static inline void f32_lane_scale_vals(const double *sum, const doubl
  * y = e * D without a subnormal operand or result: z = e*(hi64 + lo64) = y * 2^64 is normal (e below
  * thr are raised to thr: z is then below 2^-90 (thr's rounding moves it by 2^-24), so their y is
  * round(z * 2^85) = +0 as it would be for e itself), then y = z * 2^-64 where that is normal, else the
- * subnormal y's bits, round(z * 2^85) (= y / 2^-149), built as an integer.
+ * subnormal y's bits, round(z * 2^85) (= y / 2^-149), built as an integer: z + 2^-62 rounds z onto
+ * the grid of 2^-85 (the sum lies in [2^-62, 2^-61]), and its bits less those of 2^-62 are that
+ * integer (2^23 when the sum reaches 2^-61: y = 2^-126, the bits of the smallest normal). One
+ * operation a vector fewer than min, multiply by 2^85 and convert.
  */
 FSM_TARGET static inline vf scale_fast_f32(vf e, vf hi, vf lo, vf e_max, vf y_max)
 {
@@ -373,7 +376,7 @@ FSM_TARGET static inline vf scale_careful_f32(vf e, vf hi64, vf lo64, vf thr, vf
     e = vf_max(e, thr);  /* e below thr give y < 2^-154, +0 either way; this keeps e * lo64 normal */
     vf z = vf_fma(e, hi64, vf_mul(e, lo64));
     vf normal = vf_mul(vf_max(zmin, z), vf_set1(0x1p-64f));  /* a NaN z (NaN row) stays NaN */
-    vf subnormal = vf_rint_bits(vf_mul(vf_min(z, zmin), vf_set1(0x1p85f)));
+    vf subnormal = vf_bits_above(z, zmin);  /* z < 2^-62: round(z * 2^85), the bits of the subnormal y */
     return vf_select_eq(e_in, e_max, y_max, vf_select_lt(z, zmin, subnormal, normal));
 }
 
