@@ -281,8 +281,8 @@ void fsm_set_prefetch_above(int64_t bytes) { prefetch_forced = bytes; }
  * probe timed before; but normal operands whose product is subnormal, as z * 2^-64 in the scale form,
  * ran 2.4-2.6x slower than with normal results. The old probe said "free", and the direct form made
  * the scale pass of uniform(-80, 80) rows 0.160 ns/element against 0.099 for the integer form
- * (bench/micro/passes.c, each form forced with fsm_set_subnormals). Timing the form's own operations on its own kind of operands answers for
- * what it runs. (A scalar/SSE loop, used before either, was no guide on the 2-core Zen 4 VM: its
+ * (bench/micro/passes.c, each form forced with fsm_set_subnormals). Timing the form's own operations
+ * on its own kind of operands answers for what it runs. (A scalar/SSE loop, used before either, was no guide on the 2-core Zen 4 VM: its
  * normal-number loop ran at two speeds from one process to the next, so its ratio read 1.0 or 2.05.)
  */
 #if (defined(__unix__) || defined(__APPLE__)) && defined(FSM_X86) && (defined(__GNUC__) || defined(__clang__))
