@@ -62,6 +62,25 @@ def test_max_elements_are_exact(isa):
     np.testing.assert_array_equal(fastsoftmax.softmax(x.T.copy(), axis=0).T, [[0.5, 0.5, 0.0]] * 5)
 
 
+@pytest.mark.parametrize("n", [3, 40, 41, 1000, 1003])
+@pytest.mark.parametrize("top", [0.0, -0.0])
+def test_max_elements_that_are_zeros_of_both_signs(isa, n, top):
+    """A max of +0 or -0 with zeros of both signs: the AVX2 exp pass counts the max elements by
+    their bits, which tell -0 from +0; for a zero max the count does not enter the sum (the max's exp
+    is exact), so k zeros still give exactly 1/k, and the log ops count by value: -log(k)."""
+    x = np.full((4, n), -200.0, np.float32)
+    k = 0
+    for j in range(0, n, 3):
+        x[:, j] = -0.0 if (j // 3) % 2 else 0.0
+        k += 1
+    x[:, 0] = top
+    y = fastsoftmax.softmax(x, axis=-1)
+    np.testing.assert_array_equal(y[:, ::3], np.float32(1 / k))
+    assert np.all(y[:, 1::3] == 0)
+    np.testing.assert_array_equal(fastsoftmax.log_softmax(x, axis=-1)[:, ::3], np.float32(-np.log(k)))
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=-1), np.float32(np.log(k)))
+
+
 def test_dominant_logit_does_not_scale_the_row(isa):
     """One logit far above the rest: the others' outputs stay within 2 ulp (the stored exp of the
     max is rounded; the sum uses its unrounded value)."""

@@ -141,6 +141,30 @@ FSM_TARGET static inline float vf_hmin(vf a)
     return _mm_cvtss_f32(_mm_min_ss(s, _mm_shuffle_ps(s, s, 1)));
 }
 FSM_TARGET static inline int vf_count_eq(vf a, vf b) { return __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
+/* A running count of the lanes whose bits equal b's, kept in a vector: an integer compare and subtract
+   per vector, off the FMA pipes and with no move of the mask to a general register (the float32 exp
+   pass 5 % faster on Zen 3 than vf_count_eq, bench/micro/ab.sh). Bit equality is float equality but
+   for +0 against -0: only for counts where that cannot matter (the template's softmax exp pass). Each
+   lane counts to at most n / 8. */
+typedef __m256i vf_tally;
+FSM_TARGET static inline vf_tally vf_tally_zero(void) { return _mm256_setzero_si256(); }
+FSM_TARGET static inline vf_tally vf_tally_eq(vf_tally t, vf a, vf b)
+{
+    return _mm256_sub_epi32(t, _mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
+/* The same count by float equality: one subtract where the compare is already made (vf_zero_if_eq) */
+FSM_TARGET static inline vf_tally vf_tally_feq(vf_tally t, vf a, vf b)
+{
+    return _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)));
+}
+FSM_TARGET static inline int64_t vf_tally_total(vf_tally t)
+{
+    uint32_t lane[8];
+    int64_t total = 0;
+    _mm256_storeu_si256((__m256i *)lane, t);
+    for (int k = 0; k < 8; k++) total += lane[k];
+    return total;
+}
 FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }

@@ -117,6 +117,12 @@ FSM_TARGET static inline int vf_nanflag_any(vf_nanflag f) { return f != 0; }
 FSM_TARGET static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
 FSM_TARGET static inline float vf_hmin(vf a) { return _mm512_reduce_min_ps(a); }
 FSM_TARGET static inline int vf_count_eq(vf a, vf b) { return __builtin_popcount((unsigned)_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)); }
+/* A running count of the lanes equal to b (the AVX2 set keeps it in a vector and compares bits) */
+typedef int64_t vf_tally;
+FSM_TARGET static inline vf_tally vf_tally_zero(void) { return 0; }
+FSM_TARGET static inline vf_tally vf_tally_eq(vf_tally t, vf a, vf b) { return t + vf_count_eq(a, b); }
+FSM_TARGET static inline vf_tally vf_tally_feq(vf_tally t, vf a, vf b) { return t + vf_count_eq(a, b); }
+FSM_TARGET static inline int64_t vf_tally_total(vf_tally t) { return t; }
 FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }

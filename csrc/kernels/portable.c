@@ -100,6 +100,12 @@ static inline int vf_nanflag_any(vf_nanflag f) { return f; }
 static inline float vf_hmax(vf a) { return a; }
 static inline float vf_hmin(vf a) { return a; }
 static inline int vf_count_eq(vf a, vf b) { return a == b; }
+/* A running count of the lanes equal to b (the AVX2 set keeps it in a vector and compares bits) */
+typedef int64_t vf_tally;
+static inline vf_tally vf_tally_zero(void) { return 0; }
+static inline vf_tally vf_tally_eq(vf_tally t, vf a, vf b) { return t + vf_count_eq(a, b); }
+static inline vf_tally vf_tally_feq(vf_tally t, vf a, vf b) { return t + vf_count_eq(a, b); }
+static inline int64_t vf_tally_total(vf_tally t) { return t; }
 static inline vf vf_add(vf a, vf b) { return a + b; }
 static inline vf vf_sub(vf a, vf b) { return a - b; }
 static inline vf vf_min(vf a, vf b) { return b < a ? b : a; }

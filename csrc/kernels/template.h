@@ -678,6 +678,7 @@ FSM_TARGET static FSM_ALWAYS_INLINE void expsum_store_row_f32_body(const void *x
     vf s0 = vf_set1(CSUM_B), s1 = s0, c0 = vf_set1(0.0f), c1 = c0;
     vd d0 = vd_set1(0.0), d1 = d0;
     int64_t i = 0, n_max = 0;
+    vf_tally tally = vf_tally_zero();
     /* main loop: CSUM_STEPS steps per accumulator, then into double (the last flush after the tail) */
     while (i + 2 * VF_N <= n) {
         if (i > 0) {
@@ -693,11 +694,15 @@ FSM_TARGET static FSM_ALWAYS_INLINE void expsum_store_row_f32_body(const void *x
             vf e1 = exp_f32_lanes_s(x1, vc, vlo, vmg, shift, clamp);
             vf_store(y + i, e0);
             vf_store(y + i + VF_N, e1);
-            n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
+            tally = vf_tally_eq(vf_tally_eq(tally, x0, vm), x1, vm);
             csum_add(&s0, &c0, e0);
             csum_add(&s1, &c1, e1);
         }
     }
+    /* A tally of equal bits (the AVX2 vf_tally) misses the zeros of the other sign when m is +-0, and the
+       tail's cleared lanes count when m is 0: neither matters, since for m = 0 (r = 0, p = 1) unit and
+       e_max are the same power of two and n_max's term below is 0. */
+    n_max = vf_tally_total(tally);
     /* tail: at most two vectors, the last one partial, into s1 (at most CSUM_STEPS + 2 steps, still
        exact: s stays below 2^69); the missing lanes read m and add 0 */
     for (; i < n; i += VF_N) {
@@ -812,11 +817,13 @@ FSM_TARGET static inline vf exp_f32_res(vf x, vf vc, vf vlo, vf vmagic, vf *rho,
     return vf_mul(p, scale);
 }
 
-/* One exclmax step: e (without the lanes equal to m) into the double sums, rho into the float sum. */
+/* One exclmax step: e (without the lanes equal to m, which the tally counts) into the double sums, rho
+   into the float sum. */
 FSM_TARGET static inline void exclmax_step_f32(vf x, vf vm, vf vc, vf vlo, vf vmg, vd *d0, vd *d1, vf *res,
-                                               const int shift, const int clamp)
+                                               vf_tally *tally, const int shift, const int clamp)
 {
     vf rho;
+    *tally = vf_tally_feq(*tally, x, vm);
     vf e = exp_f32_res(x, vc, vlo, vmg, &rho, shift, clamp);
     vf_widen_add(d0, d1, vf_zero_if_eq(e, x, vm));
     *res = vf_add(*res, vf_zero_if_eq(rho, x, vm));
@@ -832,14 +839,14 @@ FSM_TARGET static inline void exclmax_row_f32(const float *x, int64_t n, float m
     vf res = vf_set1(0.0f);
     vd d0 = vd_set1(0.0), d1 = d0, r0 = d0, r1 = d0;
     int64_t i = 0, n_max = 0;
+    vf_tally tally = vf_tally_zero();
     while (i + 2 * VF_N <= n) {
         int64_t end = i + 2 * VF_N * CSUM_STEPS <= n ? i + 2 * VF_N * CSUM_STEPS : n - (n - i) % (2 * VF_N);
         for (; i < end; i += 2 * VF_N) {
             vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
             PREFETCH_STEP(pf, i * 4, 2 * VF_N * 4);
-            exclmax_step_f32(x0, vm, vc, vlo, vmg, &d0, &d1, &res, shift, clamp);
-            exclmax_step_f32(x1, vm, vc, vlo, vmg, &d0, &d1, &res, shift, clamp);
-            n_max += vf_count_eq(x0, vm) + vf_count_eq(x1, vm);
+            exclmax_step_f32(x0, vm, vc, vlo, vmg, &d0, &d1, &res, &tally, shift, clamp);
+            exclmax_step_f32(x1, vm, vc, vlo, vmg, &d0, &d1, &res, &tally, shift, clamp);
         }
         vf_widen_add(&r0, &r1, res);
         res = vf_set1(0.0f);
@@ -847,9 +854,10 @@ FSM_TARGET static inline void exclmax_row_f32(const float *x, int64_t n, float m
     for (; i < n; i += VF_N) {  /* the fill lanes read m: excluded, and not counted */
         int64_t r = n - i < VF_N ? n - i : VF_N;
         vf xv = vf_load_part(x + i, r, m);
-        exclmax_step_f32(xv, vm, vc, vlo, vmg, &d0, &d1, &res, shift, clamp);
-        n_max += vf_count_eq(xv, vm) - (int)(VF_N - r);
+        exclmax_step_f32(xv, vm, vc, vlo, vmg, &d0, &d1, &res, &tally, shift, clamp);
+        n_max -= VF_N - r;
     }
+    n_max += vf_tally_total(tally);
     vf_widen_add(&r0, &r1, res);
     a->sum = vd_hsum(vd_add(d0, d1));
     a->sum_lo = vd_hsum(vd_add(r0, r1));
@@ -1325,11 +1333,12 @@ FSM_TARGET static void KNAME(col_expsum_exclmax_f32)(const float *x, int64_t n, 
         f32_lane_consts(vm, F32_BIAS_LOG, &vc, &vlo, &vmg);
         vf res = vf_set1(0.0f), k = res;
         vd d0 = vd_set1(0.0), d1 = d0, r0 = d0, r1 = d0;
+        vf_tally row_tally = vf_tally_zero();  /* counts every lane together: unused here (k counts each) */
         for (int64_t i0 = 0; i0 < n; i0 += CSUM_STEPS) {
             int64_t i1 = i0 + CSUM_STEPS < n ? i0 + CSUM_STEPS : n;
             for (int64_t i = i0; i < i1; i++) {
                 vf xv = vf_load(x + i * ld + j);
-                exclmax_step_f32(xv, vm, vc, vlo, vmg, &d0, &d1, &res, 1, 1);
+                exclmax_step_f32(xv, vm, vc, vlo, vmg, &d0, &d1, &res, &row_tally, 1, 1);
                 k = vf_add(k, vf_one_if_eq(xv, vm));
             }
             vf_widen_add(&r0, &r1, res);
