@@ -169,6 +169,12 @@ FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
 FSM_TARGET static inline vf vf_pow2_bits(vf t) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)); }
+/* p * 2^j with j the low 9 bits of bits(t) (two's complement), by an integer add to p's exponent field:
+   exact where p and the result are normal; off the FMA pipes, where a multiply would take one */
+FSM_TARGET static inline vf vf_add_exponent(vf p, vf t)
+{
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+}
 FSM_TARGET static inline void vf_store_part(float *p, vf a, int64_t r) { _mm256_maskstore_ps(p, lanes8_below(r), a); }
 FSM_TARGET static inline vf vf_keep_first(vf a, int64_t r) { return _mm256_and_ps(_mm256_castsi256_ps(lanes8_below(r)), a); }
 FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm256_andnot_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), v); }

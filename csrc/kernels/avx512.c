@@ -127,6 +127,11 @@ FSM_TARGET static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 FSM_TARGET static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 FSM_TARGET static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 FSM_TARGET static inline vf vf_pow2_bits(vf t) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23)); }
+/* p * 2^j, j the low 9 bits of bits(t): an integer add to p's exponent field (exact while normal) */
+FSM_TARGET static inline vf vf_add_exponent(vf p, vf t)
+{
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(_mm512_castps_si512(t), 23)));
+}
 FSM_TARGET static inline void vf_store_part(float *p, vf a, int64_t r) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << r) - 1), a); }
 FSM_TARGET static inline vf vf_keep_first(vf a, int64_t r) { return _mm512_maskz_mov_ps((__mmask16)((1u << r) - 1), a); }
 FSM_TARGET static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ), v); }

@@ -117,6 +117,16 @@ static inline vf vf_pow2_bits(vf t)
     memcpy(&t, &u, sizeof t);
     return t;
 }
+/* p * 2^j, j the low 9 bits of bits(t): an integer add to p's exponent field (exact while normal) */
+static inline vf vf_add_exponent(vf p, vf t)
+{
+    uint32_t u, v;
+    memcpy(&u, &p, sizeof u);
+    memcpy(&v, &t, sizeof v);
+    u += v << 23;
+    memcpy(&p, &u, sizeof p);
+    return p;
+}
 static inline void vf_store_part(float *p, vf a, int64_t r) { if (r > 0) *p = a; }
 static inline vf vf_keep_first(vf a, int64_t r) { return r > 0 ? a : 0.0f; }
 static inline vf vf_zero_if_eq(vf v, vf a, vf b) { return a != b ? v : 0.0f; }
