@@ -138,8 +138,10 @@ typedef struct {
        flagged in skipped[j / lanes] for the general passes */
     void (*col_softmax_f32)(const float *x, float *e, int64_t n, int64_t ld, int64_t cols, float *y, int64_t ld_out,
                             unsigned char *skipped);
-    /* float32 softmax of short rows in one call (rows of at most the driver's block), y may be x */
-    void (*softmax_rows_f32)(const float *x, float *y, int64_t rows, int64_t n);
+    /* float32 softmax of short rows in one call (rows of at most the driver's block), y may be x;
+       after >= 0: prefetch each next group of rows, of these and of the `after` rows of x that follow
+       them; after < 0: no prefetch */
+    void (*softmax_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, int64_t after);
     void (*col_logshift_f32)(const float *x, float *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
                              const float *m, const double *l_hi, const double *l_lo);
     void (*col_logshift_f64)(const double *x, double *y, int64_t n, int64_t ld_in, int64_t ld_out, int64_t cols,
@@ -188,9 +190,9 @@ const fsm_kernels *fsm_active(void);
 int64_t fsm_llc_detected(void);
 int64_t fsm_llc_bytes(void);
 void fsm_set_llc_bytes(int64_t bytes);
-/* Calls on long rows whose x and y together exceed fsm_prefetch_above() bytes prefetch each next block
-   (rows_dtype.h): fsm_llc_detected() by default; fsm_set_prefetch_above(b): b > 0 that size, b < 0 never,
-   0 the default. */
+/* Calls on long rows whose x and y together exceed fsm_prefetch_above() bytes prefetch each next block,
+   calls on short rows above an eighth of it each next group of rows (rows_dtype.h): fsm_llc_detected()
+   by default; fsm_set_prefetch_above(b): b > 0 that size, b < 0 never, 0 the default. */
 int64_t fsm_prefetch_above(void);
 void fsm_set_prefetch_above(int64_t bytes);
 /* Whether subnormal operands and results cost nothing extra here (cpu.c measures it once): the float32
@@ -205,7 +207,7 @@ void fsm_set_subnormals(int mode);
 int fsm_bf16cvt(void);
 int fsm_bf16cvt_supported(void);
 void fsm_set_bf16cvt(int mode);
-int64_t fsm_prefetch_calls(void);                 /* calls whose long rows prefetched their next block */
+int64_t fsm_prefetch_calls(void);                 /* calls told to prefetch (long rows, or short rows) */
 int64_t fsm_stream_calls(void);                   /* calls that took the out-of-cache path so far */
 
 /* Threads (threads.c, the one place that talks to OpenMP; the policy is described there). */

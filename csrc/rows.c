@@ -171,7 +171,7 @@ static void rows_short_half(const fsm_kernels *k, const fsm_op_passes *p, int bf
         /* the float32 paths that take a whole batch (tile lanes, the fused softmax): widened into s,
            computed there in place by the float32 driver, rounded once (the float32 call's bits) */
         k->widen_half(x, s, rows * n, bf);
-        rows_short_any_f32(k, p, s, s, rows, n);
+        rows_short_any_f32(k, p, s, s, rows, n, -1);
         k->narrow_half(s, y, p->last == FSM_LAST_ROW_VALUE ? rows : rows * n, bf);
         return;
     }

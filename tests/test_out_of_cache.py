@@ -139,9 +139,31 @@ def test_prefetching_rows_same_bits(isa, prefetching, f, shape, dtype):
         _core._set_llc_bytes(0)
 
 
+# short rows through the fused float32 softmax: groups of a vector's rows (8 or 16) and batches of
+# min(256, 8192 // n) rows, so rows that end a group, a batch and the call in every way; a NaN row
+SHORT_PREFETCH_SHAPES = [(1, 128), (9, 128), (17, 100), (64, 128), (65, 128), (200, 1000), (100, 33), (300, 256)]
+
+
+@pytest.mark.parametrize("shape", SHORT_PREFETCH_SHAPES, ids=str)
+def test_prefetching_short_rows_same_bits(isa, prefetching, shape):
+    """Short rows prefetch each next group (within the call: the last groups have none to fetch);
+    the bits are those of the call without it, for any thread count."""
+    x = _data(shape, np.float32, seed=3)
+    if shape[0] > 1:
+        x[shape[0] // 2, 1] = np.nan
+    want = _no_prefetch(fastsoftmax.softmax, x, 1, axis=-1)
+    for threads in (1, 2):
+        before = _core._prefetch_calls()
+        got = fastsoftmax.softmax(x, axis=-1, threads=threads)
+        assert _core._prefetch_calls() == before + 1, "the short rows were not told to prefetch"
+        np.testing.assert_array_equal(got, want)
+
+
 def test_prefetch_threshold():
-    """x and y together above the threshold prefetch; at it, or short rows, or columns, do not."""
+    """x and y together above the threshold prefetch, short rows above an eighth of it; at it, or
+    columns, do not."""
     x = np.ones((2, 20000), np.float32)
+    short = np.ones((8, 1000), np.float32)
     try:
         _core._set_prefetch_above(x.nbytes * 2)  # x and y are exactly this size: not above it
         before = _core._prefetch_calls()
@@ -150,12 +172,18 @@ def test_prefetch_threshold():
         _core._set_prefetch_above(x.nbytes * 2 - 1)
         fastsoftmax.softmax(x, axis=-1, threads=1)
         assert _core._prefetch_calls() == before + 1
-        fastsoftmax.softmax(np.ones((8, 1000), np.float32), axis=-1, threads=1)  # short rows
         fastsoftmax.softmax(x.T.copy(), axis=0, threads=1)  # columns
         assert _core._prefetch_calls() == before + 1
-        _core._set_prefetch_above(-1)
-        fastsoftmax.softmax(np.ones((64, 20000), np.float32), axis=-1, threads=1)
+        _core._set_prefetch_above(short.nbytes * 2 * 8)  # short rows: x and y at an eighth
+        fastsoftmax.softmax(short, axis=-1, threads=1)
         assert _core._prefetch_calls() == before + 1
+        _core._set_prefetch_above(short.nbytes * 2 * 8 - 8)
+        fastsoftmax.softmax(short, axis=-1, threads=1)
+        assert _core._prefetch_calls() == before + 2
+        _core._set_prefetch_above(-1)  # never
+        fastsoftmax.softmax(np.ones((64, 20000), np.float32), axis=-1, threads=1)
+        fastsoftmax.softmax(np.ones((4096, 128), np.float32), axis=-1, threads=1)
+        assert _core._prefetch_calls() == before + 2
     finally:
         _core._set_prefetch_above(0)
     before = _core._prefetch_calls()

@@ -7,6 +7,10 @@
  *   short [n [rows [offset [y_offset]]]]   default n = 128, rows = 1024, offset = 16 (bytes past a
  *                               64-byte boundary, as NumPy's large arrays are here: glibc malloc),
  *                               y_offset = offset
+ *
+ * The kernel prefetches each next group of rows, as the driver has it do for calls with more than
+ * 4 MB of x and y (rows_dtype.h, short_prefetch_wanted); NO_PREFETCH=1 times it without, as the
+ * driver calls it below that.
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@ int main(int argc, char **argv)
     int64_t n = argc > 1 ? atoll(argv[1]) : 128, rows = argc > 2 ? atoll(argv[2]) : 1024;
     int off = argc > 3 ? atoi(argv[3]) : 16, yoff = argc > 4 ? atoi(argv[4]) : off;
     int64_t batch = 8192 / n < 1 ? 1 : 8192 / n > 256 ? 256 : 8192 / n;
+    const int nopf = getenv("NO_PREFETCH") != NULL;  /* the driver's small calls: no prefetch (else as out of cache) */
     size_t bytes = ((size_t)(rows * n) * sizeof(float) + 63) / 64 * 64;
     float *x = (float *)((char *)aligned_alloc(64, bytes + 64) + off), *y = (float *)((char *)aligned_alloc(64, bytes + 64) + yoff);
     const fsm_kernels *ks[2] = {fsm_kernels_a, fsm_kernels_b};
@@ -43,7 +48,8 @@ int main(int argc, char **argv)
         for (int v = 0; v < 2; v++) {
             double t0 = now();
             for (int64_t r0 = 0; r0 < rows; r0 += batch)
-                ks[v]->softmax_rows_f32(x + r0 * n, y + r0 * n, rows - r0 < batch ? rows - r0 : batch, n);
+                ks[v]->softmax_rows_f32(x + r0 * n, y + r0 * n, rows - r0 < batch ? rows - r0 : batch, n,
+                                        nopf ? -1 : rows - r0 < batch ? 0 : rows - r0 - batch);
             t[v][rep] = now() - t0;
         }
     double med[2];
