@@ -144,17 +144,22 @@ def test_prefetching_rows_same_bits(isa, prefetching, f, shape, dtype):
 SHORT_PREFETCH_SHAPES = [(1, 128), (9, 128), (17, 100), (64, 128), (65, 128), (200, 1000), (100, 33), (300, 256)]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHORT_PREFETCH_SHAPES, ids=str)
-def test_prefetching_short_rows_same_bits(isa, prefetching, shape):
-    """Short rows prefetch each next group (within the call: the last groups have none to fetch);
-    the bits are those of the call without it, for any thread count."""
-    x = _data(shape, np.float32, seed=3)
+@pytest.mark.parametrize(
+    "f", [fastsoftmax.softmax, fastsoftmax.log_softmax, fastsoftmax.logsumexp], ids=lambda f: f.__name__
+)
+def test_prefetching_short_rows_same_bits(isa, prefetching, f, shape, dtype):
+    """Short rows prefetch as they go (the fused float32 softmax each next group, the other passes
+    each next batch; none past the call's rows): the bits are those of the call without it, for any
+    thread count."""
+    x = _data(shape, dtype, seed=3)
     if shape[0] > 1:
         x[shape[0] // 2, 1] = np.nan
-    want = _no_prefetch(fastsoftmax.softmax, x, 1, axis=-1)
+    want = _no_prefetch(f, x, 1, axis=-1)
     for threads in (1, 2):
         before = _core._prefetch_calls()
-        got = fastsoftmax.softmax(x, axis=-1, threads=threads)
+        got = f(x, axis=-1, threads=threads)
         assert _core._prefetch_calls() == before + 1, "the short rows were not told to prefetch"
         np.testing.assert_array_equal(got, want)
 
