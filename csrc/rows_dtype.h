@@ -528,15 +528,16 @@ static void KF(task_cols)(void *ctx, int phase, int64_t t, void **local)
    on memory. Measured on Zen 5 (softmax float32 (4096, 32000), bench/micro/ooc_prefetch.py, ms,
    without -> with): 1 thread 51.2 -> 41.0 (np.copyto 28.0: 1.83x -> 1.47x), 2 threads 34.4 -> 31.0
    (1.23x -> 1.11x); log_softmax 69.6 -> 58.6 and 41.2 -> 37.0. In cache the prefetches would cost
-   up to a few % of the exp pass, hence the threshold. */
-static int KF(prefetch_wanted)(int64_t outer, int64_t n, int64_t out_n)
+   up to a few % of the exp pass, hence the threshold. part: the share of it that counts (1, or 1/8
+   for short rows, below). */
+static int KF(prefetch_wanted)(int64_t outer, int64_t n, int64_t out_n, double part)
 {
     const int64_t above = fsm_prefetch_above();
     const double bytes = (double)outer * (double)(n + out_n) * (double)sizeof(T);
-    return above > 0 && bytes > (double)above;
+    return above > 0 && bytes > (double)above * part;
 }
 
-/* The same for short rows (the fused float32 softmax, softmax_rows_f32), from an eighth of the
+/* Short rows (the fused float32 softmax, softmax_rows_f32), from an eighth of the
    threshold: its exp pass prefetches the next group of rows (4 KiB at n = 128 on AVX2), which the
    next max pass would otherwise wait for. Measured on Zen 3 (AVX2, bench/micro/short.sh, old / new
    ns/element): n = 128 with 25 MB of x and y 1.44 -> 1.19 (18-21 %), with 8 MB 8-16 % faster, n = 1000
@@ -545,12 +546,7 @@ static int KF(prefetch_wanted)(int64_t outer, int64_t n, int64_t out_n)
    short-row passes (log ops, float64) prefetch the next batch in their exp pass from the same threshold
    (rows_short): log_softmax and logsumexp of (8192, 1000) float32 measured 5-25 % faster, rows of 128
    and 256 from 5 % slower to 25 % faster, in alternating processes on this noisy VM. */
-static int KF(short_prefetch_wanted)(int64_t outer, int64_t n, int64_t out_n)
-{
-    const int64_t above = fsm_prefetch_above();
-    const double bytes = (double)outer * (double)(n + out_n) * (double)sizeof(T);
-    return above > 0 && bytes > (double)above / 8;
-}
+#define FSM_SHORT_PREFETCH_PART 0.125
 
 /* Rows (or batches of short rows) per task of the out-of-cache path, and whether a call takes it: an
    elementwise output (softmax, log_softmax) of contiguous rows larger than the last-level cache, with a
@@ -618,11 +614,11 @@ static int KF(compute)(const fsm_kernels *k, const fsm_op_passes *p, const T *x,
     c.out_n = p->one_output_per_row ? 1 : n;
     w.ctx = &c;
     w.nphases = 1;
-    if (inner == 1 && n > FSM_BLOCK && outer >= threads && KF(prefetch_wanted)(outer, n, c.out_n)) {
+    if (inner == 1 && n > FSM_BLOCK && outer >= threads && KF(prefetch_wanted)(outer, n, c.out_n, 1.0)) {
         fsm_prefetch_calls_add();
         c.prefetch = 1;
     }
-    if (inner == 1 && n <= FSM_BLOCK && KF(short_prefetch_wanted)(outer, n, c.out_n)) {
+    if (inner == 1 && n <= FSM_BLOCK && KF(prefetch_wanted)(outer, n, c.out_n, FSM_SHORT_PREFETCH_PART)) {
         fsm_prefetch_calls_add();
         c.prefetch = 1;
     }

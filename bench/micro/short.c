@@ -9,7 +9,7 @@
  *                               y_offset = offset
  *
  * The kernel prefetches each next group of rows, as the driver has it do for calls with more than
- * 4 MB of x and y (rows_dtype.h, short_prefetch_wanted); NO_PREFETCH=1 times it without, as the
+ * 4 MB of x and y (rows_dtype.h, FSM_SHORT_PREFETCH_PART); NO_PREFETCH=1 times it without, as the
  * driver calls it below that.
  */
 #include <math.h>
