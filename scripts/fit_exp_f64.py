@@ -2,6 +2,7 @@
 """Fit the float64 exp polynomial of the table kernels (csrc/kernels/template.h, "x_rr2_t16").
 
     python scripts/fit_exp_f64.py [degree] [table bits]
+    python scripts/fit_exp_f64.py --table [table bits]    the table 2^(j/N) = hi + lo itself
 
 With a table of 2^(j/N), N = 2^bits, the reduced argument is r = x - (k/N) ln 2, |r| <= ln2/(2N)
 plus the slack of the rounded reduction, and exp(r) - 1 is approximated by r + c2 r^2 + ... + cD r^D
@@ -45,7 +46,18 @@ def rel_error(coef, rs):
     return max(abs((1 + r + sum(c * r ** j for j, c in coef.items())) / mp.exp(r) - 1) for r in rs)
 
 
+def table(bits):
+    """2^(j/N) = hi + lo, hi rounded to double, lo the rest rounded: the rows of f64_t_hi / f64_t_lo."""
+    n = 2 ** bits
+    for j in range(n):
+        v = mp.mpf(2) ** (mp.mpf(j) / n)
+        hi = float(v)
+        print(f"  j = {j:2d}  hi {hi.hex():>22s}  lo {float(v - mp.mpf(hi)).hex():>23s}")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":
+        return table(int(sys.argv[2]) if len(sys.argv) > 2 else 4)
     deg = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     bits = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     R = mp.log(2) / 2 ** (bits + 1) * (1 + mp.mpf(2) ** -20)  # the rounded reduction's slack

@@ -17,7 +17,11 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx2
+#ifdef FSM_AVX2_F64_GATHER
 #define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 x_rr2_t16_p7 (gathered table, x2)"
+#else
+#define FSM_ISA_ALGORITHM "AVX2+FMA: f32 x_rr2_p6_c2s (8 floats/step, x2 unrolled), f64 x_rr2_t8_p8 (vpermd table, x2)"
+#endif
 #define VD_N 4
 #define VF_N 8
 typedef __m256d vd;
@@ -64,7 +68,7 @@ FSM_TARGET static inline double vd_hmax(vd a)
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
 }
 FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)); }
-/* float64 table kernels: the 16-entry table 2^(j/16), indexed by the low 4 bits of t */
+/* float64 table kernels: vd_min, vd_hmin, vd_floor, and the table lookup below */
 FSM_TARGET static inline vd vd_min(vd a, vd b) { return _mm256_min_pd(a, b); }
 FSM_TARGET static inline double vd_hmin(vd a)
 {
@@ -72,14 +76,38 @@ FSM_TARGET static inline double vd_hmin(vd a)
     return _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)));
 }
 FSM_TARGET static inline vd vd_floor(vd a) { return _mm256_floor_pd(a); }
-FSM_TARGET static inline vd vd_table16(const double *tab, vd t)
+/* float64 table kernels: the 8-entry table 2^(j/8) (FSM_F64_TBITS 3), indexed by the low 3 bits of t,
+ * without a gather. The 16-entry table took two vgatherqpd a vector (hi and lo), and on Zen 3 they were
+ * half of the exp pass: the pass with a constant in their place took 0.45-0.47 of the time (ab.sh
+ * F64=1, 256 x 1000). Each half of the 8-entry table fits one register: vpermd picks the double
+ * j mod 4 of each half (dword indices 2j, 2j + 1 mod 8), blendv picks the half by bit 2 of j (moved
+ * to the sign bit): 2 vpermd + 1 blendv per table, and the index and mask (3 + 1 integer operations)
+ * shared by hi and lo. The smaller table costs the polynomial one degree (7 -> 8, template.h). On
+ * Zen 3 the exp passes are 1.33-1.40x faster than with the gathers; a 16-entry lookup of this form (4
+ * vpermd + 3 blendv per table) was no faster than the gathers. Where gathers are cheap (Zen 5: 30 %
+ * of the pass, bench/micro/README.md) the gather form may win: FSM_AVX2_F64_GATHER builds it, for
+ * bench/micro/ab.sh (CFLAGS_B=-DFSM_AVX2_F64_GATHER). */
+#ifdef FSM_AVX2_F64_GATHER
+#define FSM_F64_TBITS 4
+FSM_TARGET static inline vd vd_table(const double *tab, vd t)
 {
     __m256i j = _mm256_and_si256(_mm256_castpd_si256(t), _mm256_set1_epi64x(15));
     return _mm256_i64gather_pd(tab, j, 8);
 }
-FSM_TARGET static inline vd vd_pow2_bits4(vd t)
+#else
+#define FSM_F64_TBITS 3
+FSM_TARGET static inline vd vd_table(const double *tab, vd t)
 {
-    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_srli_epi64(_mm256_castpd_si256(t), 4), 52));
+    __m256i ti = _mm256_castpd_si256(t);
+    __m256i idx = _mm256_add_epi32(_mm256_shuffle_epi32(_mm256_slli_epi64(ti, 1), 0xa0), _mm256_set1_epi64x(1LL << 32));
+    __m256d lo4 = _mm256_castsi256_pd(_mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)tab), idx));
+    __m256d hi4 = _mm256_castsi256_pd(_mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(tab + 4)), idx));
+    return _mm256_blendv_pd(lo4, hi4, _mm256_castsi256_pd(_mm256_slli_epi64(ti, 61)));
+}
+#endif
+FSM_TARGET static inline vd vd_pow2_tbits(vd t)
+{
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_srli_epi64(_mm256_castpd_si256(t), FSM_F64_TBITS), 52));
 }
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ))); }
 FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_NEQ_UQ))); }

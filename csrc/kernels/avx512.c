@@ -22,6 +22,7 @@
 #define FSM_TARGET
 #endif
 #define FSM_ISA avx512
+#define FSM_F64_TBITS 4   /* the float64 exp table: 16 entries (template.h) */
 #define FSM_ISA_ALGORITHM "AVX-512F: f32 x_rr2_p6_c2s (16 floats/step, x2 unrolled), f64 x_rr2_t16_p7 (vpermt2pd table, x2)"
 #define VD_N 8
 #define VF_N 16
@@ -65,11 +66,11 @@ FSM_TARGET static inline vd vd_pow2_bits(vd t) { return _mm512_castsi512_pd(_mm5
 FSM_TARGET static inline vd vd_min(vd a, vd b) { return _mm512_min_pd(a, b); }
 FSM_TARGET static inline double vd_hmin(vd a) { return _mm512_reduce_min_pd(a); }
 FSM_TARGET static inline vd vd_floor(vd a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
-FSM_TARGET static inline vd vd_table16(const double *tab, vd t)
+FSM_TARGET static inline vd vd_table(const double *tab, vd t)
 {
     return _mm512_permutex2var_pd(_mm512_loadu_pd(tab), _mm512_castpd_si512(t), _mm512_loadu_pd(tab + 8));
 }
-FSM_TARGET static inline vd vd_pow2_bits4(vd t)
+FSM_TARGET static inline vd vd_pow2_tbits(vd t)
 {
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_srli_epi64(_mm512_castpd_si512(t), 4), 52));
 }

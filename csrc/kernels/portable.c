@@ -18,6 +18,7 @@
 
 #define FSM_TARGET
 #define FSM_ISA portable
+#define FSM_F64_TBITS 4   /* the float64 exp table: 16 entries (template.h) */
 #define FSM_ISA_ALGORITHM "scalar C: f32 x_rr2_p6_c2s, f64 x_rr2_t16_p7"
 #define VD_N 1
 #define VF_N 1
@@ -58,13 +59,13 @@ static inline vd vd_pow2_bits(vd t)
 static inline vd vd_min(vd a, vd b) { return b < a ? b : a; }
 static inline double vd_hmin(vd a) { return a; }
 static inline vd vd_floor(vd a) { return floor(a); }
-static inline vd vd_table16(const double *tab, vd t)
+static inline vd vd_table(const double *tab, vd t)
 {
     uint64_t u;
     memcpy(&u, &t, sizeof u);
     return tab[u & 15];
 }
-static inline vd vd_pow2_bits4(vd t)
+static inline vd vd_pow2_tbits(vd t)
 {
     uint64_t u;
     memcpy(&u, &t, sizeof u);

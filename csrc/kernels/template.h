@@ -79,34 +79,39 @@
  * 0.5-0.9 ulp and log_softmax of a dominant logit about 1 ulp more. (x - m) - log1p(S') is formed in
  * double (x - m exact in double), from an aligned output address: measured <= 0.62 ulp.
  *
- * float64 data stays in double lanes ("x_rr2_t16_p7": exp of x itself, a 16-entry table, degree 7).
- * Per row (or column) with maximum m:
+ * float64 data stays in double lanes: exp of x itself and a table of N = 2^FSM_F64_TBITS entries,
+ * "x_rr2_t16_p7" (16 entries, degree 7: AVX-512 and portable) or "x_rr2_t8_p8" (8 entries, degree 8:
+ * AVX2, where a 16-entry lookup is two gathers, avx2.c). Per row (or column) with maximum m:
  *   c  = m if |m| > 2^40 else 0       the shift, exact wherever it matters (as for float32: Sterbenz)
- *   K16 = round((m - c) 16 log2 e),  Kq = floor(K16 / 16)   the row's scale is 2^-Kq
+ *   KN = round((m - c) N log2 e),  Kq = floor(KN / N)   the row's scale is 2^-Kq
  *   d  = x - c, clamped below at (Kq - bias + 1/2) ln 2 (careful path, below)
- *   t  = d*16log2e + (0x1.8p52 + 16 (bias - Kq))   magic-bias rounding: t = magic + k, k = round(16 d log2 e);
- *                                     the low 4 bits of t are j = k mod 16, bits(t) >> 4 << 52 is
- *                                     2^(floor(k/16) - Kq + bias - 1023)
- *   r  = fma(k, -ln2_hi/16, d)        exact: ln2_hi = ln 2 rounded to double, so k ln2_hi/16 is a multiple
- *                                     of 2^-57, and so is d once |d| >= 1/2; for smaller |d|, r is a multiple
- *                                     of min(2^-57, ulp(d)) and below 2^53 of that (k = 0: r = d)
- *   r  = fma(k, -ln2_lo/16, r)        rounding error <= 2^-53 |r| <= 2^-58.5 (absolute, so relative in e)
- *   p  = r + c2 r^2 + ... + c7 r^7    e^r - 1, Horner, double coefficients fitted for relative error
- *                                     (scripts/fit_exp_f64.py): 2^-65.2 on |r| <= ln2/32; its last fma
- *                                     rounds once relative to |p| <= 0.022 (2^-58.5 of e)
- *   u  = fma(T_hi[j], p, T_lo[j])     2^(j/16) = T_hi + T_lo (T_lo < 2^-53 T_hi, T_lo p dropped: 2^-59.5);
- *                                     |u| < 0.05, rounded: 2^-57.5 of e
- *   e  = (T_hi + u) * 2^(floor(k/16) - Kq)   rounded once (0.5 ulp), the power of two exact;
- *                                     e = exp(x - m) * unit, unit = exp(m - c - Kq ln 2) in [0.97, 2.05]
+ *   t  = d*Nlog2e + (0x1.8p52 + N (bias - Kq))   magic-bias rounding: t = magic + k, k = round(N d log2 e);
+ *                                     the low bits of t are j = k mod N, bits(t) >> bits << 52 is
+ *                                     2^(floor(k/N) - Kq + bias - 1023)
+ *   r  = fma(k, -ln2_hi/N, d)         exact: ln2_hi = ln 2 rounded to double, so k ln2_hi/N is a multiple
+ *                                     of 2^-53/N, and so is d once |d| >= 1/2; for smaller |d|, r is a multiple
+ *                                     of min(2^-53/N, ulp(d)) and below 2^53 of that (k = 0: r = d)
+ *   r  = fma(k, -ln2_lo/N, r)         rounding error <= ulp(ln2/2N)/2: 2^-59 (N = 16), 2^-58 (N = 8)
+ *                                     (absolute, so relative in e)
+ *   p  = r + c2 r^2 + ... + cD r^D    e^r - 1, Horner, double coefficients fitted for relative error
+ *                                     (scripts/fit_exp_f64.py): 2^-65.2 on |r| <= ln2/32 (D = 7), 2^-66.0
+ *                                     on |r| <= ln2/16 (D = 8); its last fma rounds once relative to
+ *                                     |p| <= 0.022 / 0.045 (2^-58.5 / 2^-57.5 of e)
+ *   u  = fma(T_hi[j], p, T_lo[j])     2^(j/N) = T_hi + T_lo (T_lo < 2^-53 T_hi, T_lo p dropped: 2^-59.5 / 2^-58.5);
+ *                                     |u| < 0.05 / 0.09, rounded: 2^-57.5 / 2^-56.9 of e
+ *   e  = (T_hi + u) * 2^(floor(k/N) - Kq)   rounded once (0.5 ulp), the power of two exact;
+ *                                     e = exp(x - m) * unit, unit = exp(m - c - Kq ln 2) in [0.95, 2.09]
  * No rounding of x - m enters e (d = x, or x - m exact), so the TwoSum of x - m the float64 kernels
- * carried before is gone. The errors before e's own rounding add up to < 2^-55.8 of e (0.14 ulp of a
- * double near 2): e carries <= 0.64 ulp, the normalisation 0.5 ulp more (same split as float32:
- * y = fma(e, c_hi, e*c_lo), c = 1/S a double-double from the long double row sum), so softmax is
- * bounded by ~1.8 ulp and measured <= 1.62 ulp (tests/test_accuracy.py, every ISA).
+ * carried before is gone. The errors before e's own rounding add up to < 2^-55.8 of e with 16 entries,
+ * < 2^-55.5 with 8 (0.14 / 0.18 ulp of a double near 2): e carries <= 0.68 ulp, the normalisation 0.5
+ * ulp more (same split as float32: y = fma(e, c_hi, e*c_lo), c = 1/S a double-double from the long
+ * double row sum), so softmax is bounded by ~1.8 ulp and measured <= 1.62 ulp with either table
+ * (tests/test_accuracy.py, every ISA). The 8-entry table made the AVX2 exp passes 1.33-1.40x faster
+ * (Zen 3, bench/micro/ab.sh F64=1): its lookup is 10 register operations against the gathers' two.
  * Fast path (softmax rows whose minimum, taken in the max pass, is >= m - 707): bias 1023, no clamp:
- * every 2^(floor(k/16) - Kq) is normal. Careful path (smaller minima, -inf elements, columns, the log
- * ops): bias 1077, so the power of two is 2^(... + 54), normal down to the clamp, where bits(t) >> 4 is
- * 0 and e is +0 exactly (exp(x - m) < 2^-1075.9 there: the output rounds to +0); softmax's stored exp
+ * every 2^(floor(k/N) - Kq) is normal. Careful path (smaller minima, -inf elements, columns, the log
+ * ops): bias 1077, so the power of two is 2^(... + 54), normal down to the clamp, where bits(t) >> bits is
+ * 0 and e is +0 exactly (exp(x - m) < 2^-1075.8 there: the output rounds to +0); softmax's stored exp
  * is then (T_hi + u) * 2^(... + 54) * 2^-54, whose last product rounds once more where it is subnormal
  * (within 1 unit of 2^-1074 plus the relative error above).
  * Sums. Softmax: the stored exps by Fast2Sum from B = 4 > every e (the float32 argument: s + c is the
@@ -115,7 +120,7 @@
  * unit is kept as a double-double (unit_hi = e(m), unit_lo = the exact residual of T_hi + u at x = m,
  * Fast2Sum), the sum adds n_max * unit_lo, and the scale pass writes their outputs as unit * c rounded
  * once: one element gives exactly 1, k equal maxima 1/k. unit itself carries the reduction/polynomial
- * errors above (< 2^-55.8), common to the block: it cancels within a block and enters only the merge of
+ * errors above (< 2^-55.5), common to the block: it cancels within a block and enters only the merge of
  * blocks of a long row. Log ops: each exp is kept unrounded as its two pieces, T_hi * 2^(...+54)
  * (exact, summed with TwoSum) and u * 2^(...+54) (< 0.05 of the term, plain sum), without the elements
  * equal to m, and the sums are scaled by 2^-54 once: exps below 2^-1022 are not rounded to the
@@ -382,43 +387,62 @@ FSM_TARGET static inline vf scale_careful_f32(vf e, vf hi64, vf lo64, vf thr, vf
     return vf_select_eq(e_in, e_max, y_max, vf_select_lt(z, zmin, subnormal, normal));
 }
 
-/* ---- float64 in double lanes ("x_rr2_t16_p7", see the header): the exp, its sums, the max elements ---- */
+/* ---- float64 in double lanes ("x_rr2_t16_p7" / "x_rr2_t8_p8", see the header): the exp, its sums, the max elements ---- */
 
-#define F64_LOG2E16 0x1.71547652b82fep+4   /* 16 log2 e */
-#define F64_LN2HI16 0x1.62e42fefa39efp-5   /* ln 2 rounded to double, / 16 (exact): a multiple of 2^-57 */
-#define F64_LN2LO16 0x1.abc9e3b39803fp-60  /* (ln 2 - the above * 16) / 16, rounded */
+/* The table has N = F64_TN = 2^FSM_F64_TBITS entries: 16 where the ISA looks it up in one instruction
+   (AVX-512 vpermt2pd, the scalar portable set), 8 on AVX2, whose 16-entry lookups were two gathers,
+   half the exp pass (avx2.c). The ISA file defines FSM_F64_TBITS, vd_table and vd_pow2_tbits. */
+#ifndef FSM_F64_TBITS
+#define FSM_F64_TBITS 4
+#endif
+#define F64_TN ((double)(1 << FSM_F64_TBITS))
+#define F64_LOG2EN (0x1.71547652b82fep+0 * F64_TN)   /* N log2 e (log2 e rounded, times N: exact) */
+#define F64_LN2HIN (0x1.62e42fefa39efp-1 / F64_TN)   /* ln 2 rounded to double, / N (exact): a multiple of 2^-53 / N */
+#define F64_LN2LON (0x1.abc9e3b39803fp-56 / F64_TN)  /* (ln 2 - the above * N) / N, rounded */
 #define F64_MAGIC 0x1.8p52
 #define F64_SHIFT_ABOVE 0x1p40   /* |m| above this: reduce x - m (exact by Sterbenz) instead of x */
-#define F64_BIAS 1023.0          /* fast path: bits(t) >> 4 << 52 is 2^(k - K) itself, always normal */
+#define F64_BIAS 1023.0          /* fast path: bits(t) >> bits << 52 is 2^(k - K) itself, always normal */
 #define F64_BIAS_CAREFUL 1077.0  /* careful path: 2^(k - K + 54), +0 at the clamp; the product with 2^-54 rounds once */
 #define F64_FAST_RANGE 707.0     /* softmax rows with min >= m - this take the fast path */
-#define F64_CSUM_B 4.0           /* start of each compensated lane: above every stored exp (< 2.05) */
+#define F64_CSUM_B 4.0           /* start of each compensated lane: above every stored exp (< 2.09) */
 
-/* 2^(j/16) = hi + lo, j = 0..15: hi rounded to double, lo the rest rounded (|lo| < 2^-53 hi) */
-static const double f64_t16_hi[16] = {
+/* 2^(j/N) = hi + lo, j = 0..N-1: hi rounded to double, lo the rest rounded (|lo| < 2^-53 hi); the
+   8-entry table is the 16-entry one's even entries (scripts/fit_exp_f64.py --table prints both). */
+#if FSM_F64_TBITS == 4
+static const double f64_t_hi[16] = {
     0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
     0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
     0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
     0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
-static const double f64_t16_lo[16] = {
+static const double f64_t_lo[16] = {
     0x0.0p+0, 0x1.8a62e4adc610bp-54, -0x1.19041b9d78a76p-55, 0x1.9b07eb6c70573p-54,
     0x1.6f46ad23182e4p-55, 0x1.ada0911f09ebcp-55, 0x1.d4397afec42e2p-56, 0x1.6324c054647adp-54,
     -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
     0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55, -0x1.e9c23179c2893p-54};
+#elif FSM_F64_TBITS == 3
+static const double f64_t_hi[8] = {
+    0x1.0000000000000p+0, 0x1.172b83c7d517bp+0, 0x1.306fe0a31b715p+0, 0x1.4bfdad5362a27p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.8ace5422aa0dbp+0, 0x1.ae89f995ad3adp+0, 0x1.d5818dcfba487p+0};
+static const double f64_t_lo[8] = {
+    0x0.0p+0, -0x1.19041b9d78a76p-55, 0x1.6f46ad23182e4p-55, 0x1.d4397afec42e2p-56,
+    -0x1.bdd3413b26456p-54, 0x1.6e9f156864b27p-54, 0x1.7a1cd345dcc81p-54, 0x1.2ed02d75b3707p-55};
+#else
+#error "FSM_F64_TBITS: 3 or 4"
+#endif
 
 /* Per-lane constants from the maximum vm (every lane its own row or column): the shift c, the clamp
-   lo (d below it gives e = +0 exactly: bits(t) >> 4 is then 0) and the magic number that makes
-   bits(t) >> 4 the biased exponent of 2^(k - K) (k = round(16 d log2 e), K = 16 floor(K16 / 16)). */
+   lo (d below it gives e = +0 exactly: bits(t) >> bits is then 0) and the magic number that makes
+   bits(t) >> bits the biased exponent of 2^(k - K) (k = round(N d log2 e), K = N floor(KN / N)). */
 FSM_TARGET static inline void f64_lane_consts(vd vm, double bias, vd *vc, vd *vlo, vd *vmagic)
 {
     const vd zero = vd_set1(0.0), above = vd_set1(F64_SHIFT_ABOVE);
     vd c = vd_add(vd_keep_if_gt(vm, vm, above), vd_keep_if_gt(vm, vd_sub(zero, vm), above));
     vd d = vd_sub(vm, c);
-    vd K16 = vd_sub(vd_fma(d, vd_set1(F64_LOG2E16), vd_set1(F64_MAGIC)), vd_set1(F64_MAGIC));
-    vd Kq = vd_floor(vd_mul(K16, vd_set1(0.0625)));          /* the row's exponent, K16 = 16 Kq + j_m */
+    vd KN = vd_sub(vd_fma(d, vd_set1(F64_LOG2EN), vd_set1(F64_MAGIC)), vd_set1(F64_MAGIC));
+    vd Kq = vd_floor(vd_mul(KN, vd_set1(1.0 / F64_TN)));    /* the row's exponent, KN = N Kq + j_m */
     *vc = c;
-    *vlo = vd_mul(vd_add(Kq, vd_set1(0.5 - bias)), vd_set1(F64_LN2HI16 * 16.0));  /* k - 16 Kq ~ 8 - 16 bias */
-    *vmagic = vd_add(vd_set1(F64_MAGIC), vd_mul(vd_sub(vd_set1(bias), Kq), vd_set1(16.0)));
+    *vlo = vd_mul(vd_add(Kq, vd_set1(0.5 - bias)), vd_set1(F64_LN2HIN * F64_TN));  /* k - N Kq ~ N/2 - N bias */
+    *vmagic = vd_add(vd_set1(F64_MAGIC), vd_mul(vd_sub(vd_set1(bias), Kq), vd_set1(F64_TN)));
 }
 
 /* exp(x - m) * unit as two pieces and a power of two: the value is (th + u) * scale, with th the
@@ -431,19 +455,28 @@ FSM_TARGET static inline f64_exp_parts exp_f64_parts(vd x, vd vc, vd vlo, vd vma
     f64_exp_parts e;
     vd d = shift ? vd_sub(x, vc) : x;
     if (clamp) d = vd_clamp_lo(vlo, d);
-    vd t = vd_fma(d, vd_set1(F64_LOG2E16), vmagic);
+    vd t = vd_fma(d, vd_set1(F64_LOG2EN), vmagic);
     vd k = vd_sub(t, vmagic);
-    vd r = vd_fma(k, vd_set1(-F64_LN2HI16), d);  /* exact */
-    r = vd_fma(k, vd_set1(-F64_LN2LO16), r);
+    vd r = vd_fma(k, vd_set1(-F64_LN2HIN), d);  /* exact */
+    r = vd_fma(k, vd_set1(-F64_LN2LON), r);
+#if FSM_F64_TBITS == 4   /* degree 7 on |r| <= ln2/32: 2^-65.2 */
     vd q = vd_fma(vd_set1(0x1.a019c0858c562p-13), r, vd_set1(0x1.6c18416260c38p-10));
     q = vd_fma(q, r, vd_set1(0x1.11111111d71f1p-7));
     q = vd_fma(q, r, vd_set1(0x1.555555547f8b1p-5));
     q = vd_fma(q, r, vd_set1(0x1.555555555554bp-3));
     q = vd_fma(q, r, vd_set1(0x1.0000000000004p-1));
+#else                    /* degree 8 on |r| <= ln2/16: 2^-66.0 */
+    vd q = vd_fma(vd_set1(0x1.a013adad57032p-16), r, vd_set1(0x1.a01fb31cc58e3p-13));
+    q = vd_fma(q, r, vd_set1(0x1.6c16c18d78310p-10));
+    q = vd_fma(q, r, vd_set1(0x1.1111110a17e57p-7));
+    q = vd_fma(q, r, vd_set1(0x1.555555555506ep-5));
+    q = vd_fma(q, r, vd_set1(0x1.55555555555fap-3));
+    q = vd_fma(q, r, vd_set1(0x1.0000000000000p-1));
+#endif
     vd pm1 = vd_fma(vd_mul(r, r), q, r);           /* e^r - 1 */
-    e.th = vd_table16(f64_t16_hi, t);
-    e.u = vd_fma(e.th, pm1, vd_table16(f64_t16_lo, t));
-    e.scale = vd_pow2_bits4(t);
+    e.th = vd_table(f64_t_hi, t);
+    e.u = vd_fma(e.th, pm1, vd_table(f64_t_lo, t));
+    e.scale = vd_pow2_tbits(t);
     return e;
 }
 
