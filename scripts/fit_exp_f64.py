@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Fit the float64 exp polynomial of the table kernels (csrc/kernels/template.h, "x_rr2_t16").
+"""Fit the float64 exp polynomial of the table kernels (csrc/kernels/template.h, "x_rr2_t16_p7"
+and "x_rr2_t8_p8").
 
     python scripts/fit_exp_f64.py [degree] [table bits]
     python scripts/fit_exp_f64.py --table [table bits]    the table 2^(j/N) = hi + lo itself

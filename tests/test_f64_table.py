@@ -1,5 +1,5 @@
-"""The float64 kernels x_rr2_t16_p7 / x_rr2_t8_p8 (AVX2) (issue 15), path by path: the fast path (row minimum within 707
-of the max), the careful path (clamp, subnormal and zero outputs), the shift above |m| = 2^40, the
+"""The float64 kernels x_rr2_t16_p7 and x_rr2_t8_p8 (AVX2) (issue 15), path by path: the fast path
+(row minimum within 707 of the max), the careful path (clamp, subnormal and zero outputs), the shift above |m| = 2^40, the
 max elements (unit as a double-double), long rows of several blocks and columns, on every ISA.
 Errors are against mpmath, exactly rounded, in ulp of the correctly rounded result (subnormal
 results: in units of 2^-1074)."""
@@ -106,3 +106,21 @@ def test_threads_bitwise(isa):
         a = f(x, axis=-1, threads=1)
         np.testing.assert_array_equal(a, f(x, axis=-1, threads=2))
         np.testing.assert_array_equal(a[:1], f(x[:1], axis=-1, threads=2))
+
+
+def test_tables_are_two_to_the_j_over_n():
+    """The hi + lo tables in csrc/kernels/template.h (16 entries; AVX2's 8) are 2^(j/N) rounded: hi to
+    double, lo the rest rounded, checked against mpmath."""
+    import pathlib
+    import re
+    src = (pathlib.Path(__file__).resolve().parents[1] / "csrc" / "kernels" / "template.h").read_text()
+    tables = re.findall(r"static const double f64_t_hi\[(\d+)\] = \{(.*?)\};\s*"
+                        r"static const double f64_t_lo\[\d+\] = \{(.*?)\};", src, re.S)
+    assert sorted(int(n) for n, _, _ in tables) == [8, 16]
+    for n, hi_text, lo_text in tables:
+        n = int(n)
+        hi, lo = ([float.fromhex(v) for v in re.findall(r"-?0x[0-9a-f.]+p[-+]\d+", t)] for t in (hi_text, lo_text))
+        assert len(hi) == len(lo) == n
+        for j in range(n):
+            v = mp.mpf(2) ** (mp.mpf(j) / n)
+            assert hi[j] == float(v) and lo[j] == float(v - mp.mpf(hi[j])), (n, j)

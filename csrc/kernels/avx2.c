@@ -83,7 +83,7 @@ FSM_TARGET static inline vd vd_floor(vd a) { return _mm256_floor_pd(a); }
  * j mod 4 of each half (dword indices 2j, 2j + 1 mod 8), blendv picks the half by bit 2 of j (moved
  * to the sign bit): 2 vpermd + 1 blendv per table, and the index and mask (3 + 1 integer operations)
  * shared by hi and lo. The smaller table costs the polynomial one degree (7 -> 8, template.h). On
- * Zen 3 the exp passes are 1.33-1.40x faster than with the gathers; a 16-entry lookup of this form (4
+ * Zen 3 the exp passes are 1.33-1.41x faster than with the gathers; a 16-entry lookup of this form (4
  * vpermd + 3 blendv per table) was no faster than the gathers. Where gathers are cheap (Zen 5: 30 %
  * of the pass, bench/micro/README.md) the gather form may win: FSM_AVX2_F64_GATHER builds it, for
  * bench/micro/ab.sh (CFLAGS_B=-DFSM_AVX2_F64_GATHER). */

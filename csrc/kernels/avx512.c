@@ -72,7 +72,7 @@ FSM_TARGET static inline vd vd_table(const double *tab, vd t)
 }
 FSM_TARGET static inline vd vd_pow2_tbits(vd t)
 {
-    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_srli_epi64(_mm512_castpd_si512(t), 4), 52));
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_srli_epi64(_mm512_castpd_si512(t), FSM_F64_TBITS), 52));
 }
 FSM_TARGET static inline int vd_count_eq(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)); }
 FSM_TARGET static inline int vd_count_ne(vd a, vd b) { return __builtin_popcount((unsigned)_mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ)); }

@@ -63,13 +63,13 @@ static inline vd vd_table(const double *tab, vd t)
 {
     uint64_t u;
     memcpy(&u, &t, sizeof u);
-    return tab[u & 15];
+    return tab[u & ((1u << FSM_F64_TBITS) - 1)];
 }
 static inline vd vd_pow2_tbits(vd t)
 {
     uint64_t u;
     memcpy(&u, &t, sizeof u);
-    u = (u >> 4) << 52;
+    u = (u >> FSM_F64_TBITS) << 52;
     memcpy(&t, &u, sizeof t);
     return t;
 }

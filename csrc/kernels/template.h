@@ -106,7 +106,7 @@
  * < 2^-55.5 with 8 (0.14 / 0.18 ulp of a double near 2): e carries <= 0.68 ulp, the normalisation 0.5
  * ulp more (same split as float32: y = fma(e, c_hi, e*c_lo), c = 1/S a double-double from the long
  * double row sum), so softmax is bounded by ~1.8 ulp and measured <= 1.62 ulp with either table
- * (tests/test_accuracy.py, every ISA). The 8-entry table made the AVX2 exp passes 1.33-1.40x faster
+ * (tests/test_accuracy.py, every ISA). The 8-entry table made the AVX2 exp passes 1.33-1.41x faster
  * (Zen 3, bench/micro/ab.sh F64=1): its lookup is 10 register operations against the gathers' two.
  * Fast path (softmax rows whose minimum, taken in the max pass, is >= m - 707): bias 1023, no clamp:
  * every 2^(floor(k/N) - Kq) is normal. Careful path (smaller minima, -inf elements, columns, the log
