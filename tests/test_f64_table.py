@@ -1,6 +1,7 @@
 """The float64 kernels x_rr2_t16_p7 and x_rr2_t8_p8 (AVX2) (issue 15), path by path: the fast path
-(row minimum within 707 of the max), the careful path (clamp, subnormal and zero outputs), the shift above |m| = 2^40, the
-max elements (unit as a double-double), long rows of several blocks and columns, on every ISA.
+(row minimum within 707 of the max), the careful path (clamp, subnormal and zero outputs), the shift
+above |m| = 2^40, the max elements (unit as a double-double), long rows of several blocks and
+columns, on every ISA.
 Errors are against mpmath, exactly rounded, in ulp of the correctly rounded result (subnormal
 results: in units of 2^-1074)."""
 import mpmath as mp

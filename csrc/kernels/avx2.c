@@ -84,9 +84,10 @@ FSM_TARGET static inline vd vd_floor(vd a) { return _mm256_floor_pd(a); }
  * to the sign bit): 2 vpermd + 1 blendv per table, and the index and mask (3 + 1 integer operations)
  * shared by hi and lo. The smaller table costs the polynomial one degree (7 -> 8, template.h). On
  * Zen 3 the exp passes are 1.33-1.41x faster than with the gathers; a 16-entry lookup of this form (4
- * vpermd + 3 blendv per table) was no faster than the gathers. Where gathers are cheap (Zen 5: 30 %
- * of the pass, bench/micro/README.md) the gather form may win: FSM_AVX2_F64_GATHER builds it, for
- * bench/micro/ab.sh (CFLAGS_B=-DFSM_AVX2_F64_GATHER). */
+ * vpermd + 3 blendv per table) was no faster than the gathers. On Intel Ice Lake (family 6 model 106)
+ * the gather form is 3.0-4.1x slower than this one. Zen 5 gathers cheaply (30 % of the pass,
+ * bench/micro/README.md) and has not been measured: FSM_AVX2_F64_GATHER builds the gather form for
+ * bench/micro/ab.sh (CFLAGS_B=-DFSM_AVX2_F64_GATHER F64=1). */
 #ifdef FSM_AVX2_F64_GATHER
 #define FSM_F64_TBITS 4
 FSM_TARGET static inline vd vd_table(const double *tab, vd t)
