@@ -309,13 +309,13 @@ static void task_cols_half(void *ctx, int phase, int64_t t, void **local)
     float v[FSM_COLS];
     (void)phase;
     if (!*local) {
-        *local = malloc((size_t)(n * pitch) * sizeof(float));
+        *local = malloc((size_t)(n * pitch) * sizeof(float) + 64);
         if (!*local) {
             c->failed = 1;
             return;
         }
     }
-    float *s = (float *)*local;
+    float *s = fsm_align64(*local);  /* vectors of whole lines, as task_cols's scratch */
     int64_t o = t / c->chunks, j0 = (t % c->chunks) * width;
     int64_t cols = inner - j0 < width ? inner - j0 : width;
     const uint16_t *xb = c->x + o * n * inner + j0;

@@ -493,8 +493,8 @@ static void KF(task_cols)(void *ctx, int phase, int64_t t, void **local)
     const int64_t n = c->n, inner = c->inner, width = c->width, chunks = c->chunks;
     const int64_t out_stride = c->out_n * inner, tasks = c->outer * chunks;
     (void)phase;
-    if (c->use_scratch && !*local) {
-        *local = malloc((size_t)(n * (width + c->pad)) * sizeof(T));
+    if (c->use_scratch && !*local) {  /* 64 bytes more: the scratch starts at a line (below) */
+        *local = malloc((size_t)(n * (width + c->pad)) * sizeof(T) + 64);
         if (!*local) c->failed = 1;
     }
     int64_t o = t / chunks, j0 = (t % chunks) * width;
@@ -511,7 +511,11 @@ static void KF(task_cols)(void *ctx, int phase, int64_t t, void **local)
         ny = c->p->one_output_per_row ? NULL : c->y + o1 * out_stride + j1;
     }
     if (*local) {
-        KF(cols_scratch)(c->k, c->p, xb, yb, n, inner, cols, (T *)*local, width + c->pad, nx, ny, c1);
+        /* At a line, with a pitch of whole lines (fsm_col_pitch), every vector the column kernels load
+           from or store to the scratch lies in one line: malloc's 16-byte alignment split each of them
+           across two (bench/micro/cols.c, S_OFF=0 against 16). */
+        T *scratch = (T *)(void *)fsm_align64(*local);
+        KF(cols_scratch)(c->k, c->p, xb, yb, n, inner, cols, scratch, width + c->pad, nx, ny, c1);
     } else {
         if (nx) KF(prefetch_cols)(nx, n, inner, c1, 0, 0);
         if (ny) KF(prefetch_cols)(ny, n, inner, c1, 1, 0);

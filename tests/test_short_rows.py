@@ -14,7 +14,8 @@ import fastsoftmax
 from fastsoftmax._reference import softmax as ref_softmax, ulp_error
 
 OPS = ("softmax", "log_softmax", "logsumexp")
-SIZES = [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 100, 128, 129, 256, 257]
+# 256, 257, 600, 1000: AVX-512's softmax groups of 12, 11, 5 and 3 rows (FSM_SHORT_GROUP_BYTES), the smaller ones 16
+SIZES = [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 100, 128, 129, 256, 257, 600, 1000]
 TINY = float(np.finfo(np.float32).tiny)
 UNIT = float(np.finfo(np.float32).smallest_subnormal)
 

@@ -30,7 +30,14 @@ int main(int argc, char **argv)
     }
     const fsm_kernels *k = fsm_active();
     size_t bytes = sizeof(float) * (size_t)(n * pitch);
-    float *x = malloc(bytes), *s = malloc(bytes), *y = malloc(bytes);
+    /* the block and y start S_OFF and Y_OFF bytes past a 64-byte line (default 16, as malloc's blocks) */
+    const int s_off = getenv("S_OFF") ? atoi(getenv("S_OFF")) : 16, y_off = getenv("Y_OFF") ? atoi(getenv("Y_OFF")) : 16;
+    if (s_off < 0 || s_off > 64 || y_off < 0 || y_off > 64 || s_off % 4 || y_off % 4) {
+        fprintf(stderr, "S_OFF and Y_OFF are multiples of 4 in [0, 64]\n");
+        return 2;
+    }
+    char *s_mem = aligned_alloc(64, bytes + 128), *y_mem = aligned_alloc(64, bytes + 128);
+    float *x = malloc(bytes), *s = (float *)(s_mem + s_off), *y = (float *)(y_mem + y_off);
     unsigned char skipped[1024];
     for (int64_t i = 0; i < n * pitch; i++) x[i] = (float)(3.0 * sin((double)i * 0.37) * cos((double)i * 0.011));
     double best = 1e30;

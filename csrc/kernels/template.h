@@ -1123,6 +1123,11 @@ FSM_TARGET static void KNAME(scale_rows_f32)(float *y, int64_t rows, int64_t n, 
  * 18-22 % faster on Zen 3 (n = 128 and 1000, bench/micro/short.sh). Prefetching y's next rows for
  * writing as well measured 3-6 % faster at n = 128 but 12-19 % slower at n = 1000, so only x is.
  */
+#ifndef FSM_SHORT_GROUP_BYTES
+/* softmax_rows_f32: bytes of x a group of rows at most (below); AVX2 (8 lanes) measured 1-2 % slower
+   with it (its passes cost twice the operations an element, the L2 reads matter less): no limit there */
+#define FSM_SHORT_GROUP_BYTES (VF_N >= 16 ? 12288 : INT64_MAX / 2)
+#endif
 #define FSM_SHORT_SCRATCH 4096 /* floats (16 KiB): rows up to 256 (AVX-512), 512 (AVX2) */
 FSM_TARGET static void KNAME(softmax_rows_f32)(const float *x, float *y, int64_t rows, int64_t n, int64_t after)
 {
@@ -1134,7 +1139,14 @@ FSM_TARGET static void KNAME(softmax_rows_f32)(const float *x, float *y, int64_t
     _Alignas(64) float scratch[FSM_SHORT_SCRATCH];
     const int64_t pitch = (n + VF_N - 1) / VF_N * VF_N;
     const int use_scratch = (((uintptr_t)y | (uintptr_t)(n * (int64_t)sizeof(float))) & 63) != 0 && pitch * VF_N <= FSM_SHORT_SCRATCH;
-    const int64_t group = VF_N;
+    /* Rows a group: VF_N (the lanes of the group's constants), or as many as keep the group's x and y
+       inside a 32 KiB L1 (FSM_SHORT_GROUP_BYTES of x): each pass reads what the one before touched. At
+       n = 1000 a group of 16 is 64 KiB of x and 64 of y, so the exp and scale passes read from L2;
+       3 rows a group measured 2-7 % faster there on AVX-512 (Ice Lake, bench/micro/short.sh 1000 256
+       and 1000 1024, B/A 1.02-1.07 in 6 runs), n = 512 (6 rows) 9 %. Rows of up to 192 elements keep
+       groups of 16. A row's result does not depend on its group (each row is one lane of the constants). */
+    int64_t group = FSM_SHORT_GROUP_BYTES / (n * (int64_t)sizeof(float));
+    group = group < 1 ? 1 : group > VF_N ? VF_N : group;
     for (int64_t r0 = 0; r0 < rows; r0 += group, x += group * n, y += group * n) {
         const int64_t nr = rows - r0 < group ? rows - r0 : group;
         uint32_t skip = 0;
