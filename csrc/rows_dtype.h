@@ -169,6 +169,11 @@ static void KF(row_factor)(const fsm_op_passes *p, const fsm_row *st, const fsm_
  */
 #define FSM_LSE_FAR 8.0
 #define FSM_LSE_SCRATCH 2048
+static int KF(lse_far)(T m, double logn)
+{
+    return isfinite(m) && ((double)m >= FSM_LSE_FAR || (double)m + logn <= -FSM_LSE_FAR);
+}
+
 static void KF(lse_rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t rows,
                                int64_t n, int64_t ahead)
 {
@@ -178,32 +183,24 @@ static void KF(lse_rows_short)(const fsm_kernels *k, const fsm_op_passes *p, con
     const double logn = log((double)n);
     const int64_t chunk = FSM_LSE_SCRATCH / n;
     k->KF(max_rows)(x, rows, n, m, mn);
-    for (int64_t r0 = 0; r0 < rows;) {
-        const double m0 = (double)m[r0];
-        const int far = isfinite(m0) && (m0 >= FSM_LSE_FAR || m0 + logn <= -FSM_LSE_FAR);
-        int64_t r1 = r0 + 1;  /* a run of rows of one kind (at most `chunk` of the far kind) */
-        while (r1 < rows && (!far || r1 - r0 < chunk)) {
-            const double m1 = (double)m[r1];
-            if ((isfinite(m1) && (m1 >= FSM_LSE_FAR || m1 + logn <= -FSM_LSE_FAR)) != far) break;
-            r1++;
-        }
-        if (far) {
-            k->KF(expsum_store_rows)(x + r0 * n, e, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
-            for (int64_t r = r0; r < r1; r++) {
+    for (int64_t r0 = 0, r1; r0 < rows; r0 = r1) {
+        const int far = KF(lse_far)(m[r0], logn);
+        /* a run of rows of one kind (at most `chunk` of the far kind) */
+        for (r1 = r0 + 1; r1 < rows && (!far || r1 - r0 < chunk) && KF(lse_far)(m[r1], logn) == far; r1++) {}
+        if (far) k->KF(expsum_store_rows)(x + r0 * n, e, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
+        else k->KF(expsum_exclmax_rows)(x + r0 * n, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
+        for (int64_t r = r0; r < r1; r++) {
+            fsm_block b = {(double)m[r], acc[r]};
+            fsm_row st;
+            if (far) {
                 W l = FSM_LOG1PW(KF(block_sum)(&acc[r]) - (W)1);
-                double hi = (double)l;
-                y[r] = KF(lse_value)(m[r], hi, (double)(l - (W)hi));
-            }
-        } else {
-            k->KF(expsum_exclmax_rows)(x + r0 * n, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
-            for (int64_t r = r0; r < r1; r++) {
-                fsm_block b = {(double)m[r], acc[r]};
-                fsm_row st;
+                st.hi = (double)l;
+                st.lo = (double)(l - (W)st.hi);
+            } else {
                 KF(merge)(p, &b, 1, &st);
-                y[r] = KF(lse_value)(m[r], st.hi, st.lo);
             }
+            y[r] = KF(lse_value)(m[r], st.hi, st.lo);
         }
-        r0 = r1;
     }
 }
 
