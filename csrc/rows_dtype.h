@@ -190,13 +190,13 @@ static void KF(lse_rows_short)(const fsm_kernels *k, const fsm_op_passes *p, con
         if (far) k->KF(expsum_store_rows)(x + r0 * n, e, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
         else k->KF(expsum_exclmax_rows)(x + r0 * n, r1 - r0, n, m + r0, mn + r0, acc + r0, ahead);
         for (int64_t r = r0; r < r1; r++) {
-            fsm_block b = {(double)m[r], acc[r]};
             fsm_row st;
             if (far) {
                 W l = FSM_LOG1PW(KF(block_sum)(&acc[r]) - (W)1);
                 st.hi = (double)l;
                 st.lo = (double)(l - (W)st.hi);
             } else {
+                fsm_block b = {(double)m[r], acc[r]};
                 KF(merge)(p, &b, 1, &st);
             }
             y[r] = KF(lse_value)(m[r], st.hi, st.lo);
@@ -208,9 +208,10 @@ static void KF(lse_rows_short)(const fsm_kernels *k, const fsm_op_passes *p, con
  * Rows of at most FSM_BLOCK elements (one block each), on the calling thread, in batches of up to
  * FSM_BATCH rows so that each kernel call covers many short rows. Each row is computed exactly as
  * a one-block row_blocks() would, except float32 softmax: its fused kernel (softmax_rows_f32) forms
- * 1/S in one division where the merge takes three. after >= 0: the fused kernel prefetches as it goes,
- * into these rows and the `after` rows of x that follow them, the other passes the next batch; < 0: no
- * prefetch.
+ * 1/S in one division where the merge takes three; and logsumexp of rows of FSM_LANES_N + 1 to
+ * FSM_LSE_SCRATCH elements, whose rows far from 0 take softmax's exp pass (lse_rows_short).
+ * after >= 0: the fused kernel prefetches as it goes, into these rows and the `after` rows of x that
+ * follow them, the other passes the next batch; < 0: no prefetch.
  */
 static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T *x, T *y, int64_t rows, int64_t n,
                            int64_t after)
@@ -224,11 +225,11 @@ static void KF(rows_short)(const fsm_kernels *k, const fsm_op_passes *p, const T
         return;
     }
 #endif
-    /* out of cache, the other passes' exp pass prefetches the next batch (when a whole one follows) */
     if (p->last == FSM_LAST_ROW_VALUE && n > FSM_LANES_N && n <= FSM_LSE_SCRATCH) {
         KF(lse_rows_short)(k, p, x, y, rows, n, after >= rows ? rows * n : 0);
         return;
     }
+    /* out of cache, the other passes' exp pass prefetches the next batch (when a whole one follows) */
     KF(pass1_rows)(k, p, x, y, rows, n, m, mn, acc, after >= rows ? rows * n : 0);
     for (int64_t r = 0; r < rows; r++) {
         fsm_block b = {(double)m[r], acc[r]};

@@ -36,7 +36,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "S_OFF and Y_OFF are multiples of 4 in [0, 64]\n");
         return 2;
     }
-    char *s_mem = aligned_alloc(64, bytes + 128), *y_mem = aligned_alloc(64, bytes + 128);
+    const size_t room = (bytes + 128 + 63) / 64 * 64;  /* aligned_alloc takes a multiple of the alignment */
+    char *s_mem = aligned_alloc(64, room), *y_mem = aligned_alloc(64, room);
     float *x = malloc(bytes), *s = (float *)(s_mem + s_off), *y = (float *)(y_mem + y_off);
     unsigned char skipped[1024];
     for (int64_t i = 0; i < n * pitch; i++) x[i] = (float)(3.0 * sin((double)i * 0.37) * cos((double)i * 0.011));
